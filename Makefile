@@ -1,0 +1,49 @@
+# Two entry points: `make demo` and `make test`. Both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.rds-installed
+DEMO_DIR ?= .rds-demo
+DEMO_PORT ?= 8081
+LAB_PORT ?= 8888
+
+.PHONY: demo test setup system lint bench clean
+
+setup: system $(STAMP)
+
+# Debian packages the sandbox and the browser tests need.
+system:
+	@if ! command -v bwrap >/dev/null || ! command -v chromium >/dev/null; then \
+	  echo "Installing bubblewrap and chromium (apt)…"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq bubblewrap chromium >/dev/null; \
+	fi
+
+# torch first and explicitly (an unpinned torch pulls a multi-GB CUDA build), then the
+# whole set against the lock generated from one resolver run with syft 0.9.5.
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(PY) -m rds.demo --path $(DEMO_DIR) --port $(DEMO_PORT) --lab-port $(LAB_PORT)
+
+lint: setup
+	$(VENV)/bin/ruff format --check rds tests benchmarks
+	$(VENV)/bin/ruff check rds tests benchmarks
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

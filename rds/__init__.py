@@ -1,0 +1,61 @@
+"""rds — remote data science for Jupyter.
+
+A data owner runs a ``Domain``; a data scientist ``connect``s to it, browses metadata and
+mock data, and sends requests that run in a sandbox and come back only when released.
+``import rds`` does not import syft (that happens on first connection).
+"""
+
+from rds.domain import Credentials, Domain, OwnerRequest, Policy, RunPreview
+from rds.errors import (
+    AuthenticationFailed,
+    DatasetNotFound,
+    DomainError,
+    DomainUnreachable,
+    InvalidInput,
+    LedgerError,
+    LimitExceeded,
+    MockRunFailed,
+    RDSError,
+    RequestDenied,
+    RequestError,
+    RequestFailed,
+    RequestTimeout,
+    ResultTypeRefused,
+    SandboxError,
+    SandboxUnavailable,
+)
+from rds.ledger import Ledger
+from rds.sandbox.limits import SandboxLimits
+from rds.scientist import RemoteDataset, Request, Session, connect
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationFailed",
+    "Credentials",
+    "DatasetNotFound",
+    "Domain",
+    "DomainError",
+    "DomainUnreachable",
+    "InvalidInput",
+    "Ledger",
+    "LedgerError",
+    "LimitExceeded",
+    "MockRunFailed",
+    "OwnerRequest",
+    "Policy",
+    "RDSError",
+    "RemoteDataset",
+    "Request",
+    "RequestDenied",
+    "RequestError",
+    "RequestFailed",
+    "RequestTimeout",
+    "ResultTypeRefused",
+    "RunPreview",
+    "SandboxError",
+    "SandboxLimits",
+    "SandboxUnavailable",
+    "Session",
+    "connect",
+]

@@ -1,0 +1,255 @@
+"""A logged-in syft client, seen through rds-level operations and plain records.
+
+Nothing outside ``rds._syft`` touches a syft object: callers get ``DatasetRecord`` and
+``RequestRecord`` values and hand back names, ids, strings and bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import linecache
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from rds._syft import submission
+from rds._syft.server import quiet
+from rds.errors import AuthenticationFailed, DomainUnreachable, InvalidInput, RDSError
+
+META_PREFIX = "rds-meta:"
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """A published dataset as syft holds it: metadata and mock only."""
+
+    name: str
+    description: str
+    meta: dict[str, Any]
+    asset: Any = field(repr=False)
+
+    def mock(self) -> pd.DataFrame:
+        """Fetch the mock table (one round trip)."""
+        with quiet():
+            data = self.asset.mock
+        return data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """A computation request: its code, who sent it, and syft's view of its state."""
+
+    id: str
+    code_id: str
+    source: str
+    meta: dict[str, Any]
+    scientist: str
+    status: str  # "pending" | "approved" | "denied"
+    deny_reason: str | None
+    submitted_at: datetime
+
+
+def _status_name(status: Any) -> str:
+    name = str(getattr(status, "name", status)).lower()
+    return {"approved": "approved", "rejected": "denied"}.get(name, "pending")
+
+
+class Connection:
+    """One login (as owner or scientist) to a syft datasite, in-process or over HTTP."""
+
+    def __init__(self, client: Any, *, email: str) -> None:
+        self._client = client
+        self.email = email
+
+    @classmethod
+    def login(cls, target: Any, *, email: str, password: str) -> Connection:
+        """Log in to ``target``: an ``http(s)://host:port`` URL or an in-process server."""
+        import requests
+        import syft as sy
+        from syft.types.errors import SyftException
+
+        try:
+            with quiet():
+                if isinstance(target, str):
+                    url, port = _split_url(target)
+                    client = sy.login(url=url, port=port, email=email, password=password)
+                else:
+                    guest = target.get_guest_client(verbose=False)
+                    client = guest.login(email=email, password=password)
+        except requests.exceptions.ConnectionError as exc:
+            raise DomainUnreachable(
+                f"No rds domain answers at {target}. Is it running? "
+                "Start it with `rds domain start NAME --path DIR`."
+            ) from exc
+        except SyftException as exc:
+            if "password" in str(exc).lower() or "email" in str(exc).lower():
+                raise AuthenticationFailed(
+                    f"The domain refused the login for {email!r}: wrong email or password."
+                ) from None
+            raise RDSError(f"Login failed: {exc.public_message}") from None
+        return cls(client, email=email)
+
+    @property
+    def is_admin(self) -> bool:
+        from syft.service.user.user_roles import ServiceRole
+
+        return bool(self._client.user_role == ServiceRole.ADMIN)
+
+    @property
+    def domain_name(self) -> str:
+        return str(self._client.name)
+
+    # -- datasets ---------------------------------------------------------------
+    def upload_dataset(
+        self, name: str, *, description: str, mock: pd.DataFrame, meta: dict[str, Any]
+    ) -> None:
+        """Publish metadata and mock; syft's "private" slot gets an empty frame of the schema."""
+        import syft as sy
+
+        asset = sy.Asset(
+            name=name,
+            description=META_PREFIX + json.dumps(meta, sort_keys=True, default=str),
+            data=mock.head(0),
+            mock=mock,
+        )
+        dataset = sy.Dataset(name=name, description=description, asset_list=[asset])
+        with quiet():
+            self._client.upload_dataset(dataset)
+
+    def datasets(self) -> list[DatasetRecord]:
+        """Every published dataset (mocks are fetched lazily)."""
+        with quiet():
+            found = list(self._client.api.services.dataset.get_all())
+        records = []
+        for ds in found:
+            if not ds.asset_list:
+                continue
+            asset = ds.asset_list[0]
+            records.append(
+                DatasetRecord(
+                    name=ds.name,
+                    description=_text(ds.description),
+                    meta=_meta(_text(asset.description)),
+                    asset=asset,
+                )
+            )
+        return records
+
+    # -- users ------------------------------------------------------------------
+    def create_user(self, *, email: str, name: str, password: str) -> None:
+        from syft.types.errors import SyftException
+
+        try:
+            with quiet():
+                self._client.users.create(
+                    email=email, name=name, password=password, password_verify=password
+                )
+        except SyftException as exc:
+            raise InvalidInput(f"Could not create user {email!r}: {exc.public_message}") from None
+
+    def user_emails(self) -> list[str]:
+        with quiet():
+            return [u.email for u in self._client.users.get_all()]
+
+    # -- requests ---------------------------------------------------------------
+    def submit(self, *, source: str, dataset: DatasetRecord, meta: dict[str, Any]) -> str:
+        """Submit ``source`` (one decorator-free function) as a request on ``dataset``."""
+        import syft as sy
+
+        body, name, params = submission.function_source(source)
+        meta = {**meta, "nonce": uuid.uuid4().hex}
+        text = submission.with_header(body, meta)
+        filename = f"<rds-request-{meta['nonce']}>"
+        # syft reads the source through inspect.getsource, which reads linecache.
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        namespace: dict[str, Any] = {submission.HEADER: lambda _meta: lambda fn: fn}
+        exec(compile(text, filename, "exec"), namespace)  # noqa: S102 - defines the function only
+        fn = namespace[name]
+        with quiet():
+            syft_fn = sy.syft_function_single_use(**{params[0]: dataset.asset})(fn)
+            request = self._client.code.request_code_execution(syft_fn)
+        return str(request.id.no_dash)
+
+    def requests(self) -> list[RequestRecord]:
+        """The requests this login can see (all for the owner, own for a scientist)."""
+        with quiet():
+            found = list(self._client.api.services.request.get_all())
+        return [self._record(r) for r in found]
+
+    def request(self, request_id: str) -> RequestRecord:
+        return self._record(self._get(request_id))
+
+    def deposit(self, request_id: str, payload: bytes) -> None:
+        """Release ``payload`` for the request (approves it in syft)."""
+        req = self._get(request_id)
+        with quiet():
+            req.deposit_result(payload, approve=True)
+
+    def deny(self, request_id: str, reason: str) -> None:
+        req = self._get(request_id)
+        with quiet():
+            req.deny(reason)
+
+    def fetch_result(self, request_id: str) -> bytes | None:
+        """The released payload, or ``None`` while there is none."""
+        req = self._get(request_id)
+        with quiet():
+            jobs = self._client.api.services.job.get_by_user_code_id(req.code.id)
+            if not jobs:
+                return None
+            value = jobs[-1].result.get() if jobs[-1].result is not None else None
+        return value if isinstance(value, bytes) else None
+
+    def _get(self, request_id: str) -> Any:
+        from syft.types.errors import SyftException
+        from syft.types.uid import UID
+
+        try:
+            with quiet():
+                return self._client.api.services.request.get_by_uid(UID(request_id))
+        except SyftException:
+            raise InvalidInput(f"No request with id {request_id!r} on this domain.") from None
+
+    def _record(self, req: Any) -> RequestRecord:
+        with quiet():
+            code = req.code
+            status = _status_name(req.status)
+            reason = req.deny_reason if status == "denied" else None
+        meta, source = submission.split_header(code.raw_code)
+        return RequestRecord(
+            id=str(req.id.no_dash),
+            code_id=str(code.id.no_dash),
+            source=source,
+            meta=meta,
+            scientist=str(req.requesting_user_email or req.requesting_user_name),
+            status=status,
+            deny_reason=reason if isinstance(reason, str) else None,
+            submitted_at=datetime.fromtimestamp(req.request_time.utc_timestamp, tz=UTC),
+        )
+
+
+def _split_url(target: str) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(target)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise InvalidInput(f"Not a domain URL: {target!r} (expected http://host:port).")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{parts.hostname}", port
+
+
+def _text(description: Any) -> str:
+    return str(getattr(description, "text", description) or "")
+
+
+def _meta(text: str) -> dict[str, Any]:
+    if not text.startswith(META_PREFIX):
+        return {}
+    try:
+        loaded = json.loads(text[len(META_PREFIX) :])
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}

@@ -1,0 +1,137 @@
+"""Build and serve the syft 0.9.5 datasite behind an rds domain.
+
+syft's own launchers derive keys from the server name and keep state in a temp dir; an HTTP
+server restarted without a fixed key and ``db_url`` comes back empty. rds builds the server
+itself from the identity stored in the domain directory, so state survives restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rds._syft import guard
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerIdentity:
+    """Everything needed to (re)build the same server: read from the domain directory."""
+
+    name: str
+    server_id: str
+    signing_key: str
+    admin_email: str
+    admin_password: str
+    state_dir: Path
+
+
+def new_identity_values() -> tuple[str, str]:
+    """A fresh random server id and signing key (hex), never derived from the name."""
+    with quiet():
+        from syft import SyftSigningKey
+        from syft.types.uid import UID
+
+        return UID().no_dash, str(SyftSigningKey.generate())
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence syft's prints, progress bars and its CRITICAL-level key-hash log line."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR + 100)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def build_server(identity: ServerIdentity) -> Any:
+    """Construct the syft Datasite for ``identity`` (creating its storage on first use)."""
+    guard.install()
+    with quiet():
+        from syft import SyftSigningKey
+        from syft.abstract_server import ServerSideType
+        from syft.server.datasite import Datasite
+        from syft.store.blob_storage.on_disk import (
+            OnDiskBlobStorageClientConfig,
+            OnDiskBlobStorageConfig,
+        )
+        from syft.types.uid import UID
+
+        identity.state_dir.mkdir(parents=True, exist_ok=True)
+        blob = OnDiskBlobStorageConfig(
+            client_config=OnDiskBlobStorageClientConfig(base_directory=identity.state_dir / "blob")
+        )
+        return Datasite(
+            name=identity.name,
+            id=UID(identity.server_id),
+            signing_key=SyftSigningKey.from_string(identity.signing_key),
+            db_url=f"sqlite:///{identity.state_dir / 'syft.db'}",
+            root_email=identity.admin_email,
+            root_username="Data owner",
+            root_password=identity.admin_password,
+            server_side_type=ServerSideType.HIGH_SIDE,
+            deployment_type="python",
+            blob_storage_config=blob,
+            in_memory_workers=True,
+            n_consumers=0,
+        )
+
+
+def stop_server(server: Any) -> None:
+    """Release the server's resources (its SQLite connections)."""
+    with quiet(), contextlib.suppress(Exception):
+        server.stop()
+
+
+class HTTPServer:
+    """The datasite's HTTP API (syft's own routes) on uvicorn, without syft's ``*`` CORS.
+
+    Examples
+    --------
+    >>> http = HTTPServer(build_server(identity), host="127.0.0.1", port=8081)
+    >>> http.run()  # blocks until stop() or a signal
+    """
+
+    def __init__(self, server: Any, *, host: str, port: int) -> None:
+        import uvicorn
+        from fastapi import APIRouter, FastAPI
+        from syft.server.routes import make_routes
+
+        self.server = server
+        app = FastAPI(title=f"rds domain {server.name}", docs_url=None, redoc_url=None)
+        router = APIRouter()
+        router.include_router(make_routes(worker=server))
+        app.include_router(router, prefix="/api/v2")
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        self._uvicorn = uvicorn.Server(config)
+
+    def run(self) -> None:
+        """Serve until stopped."""
+        self._uvicorn.run()
+
+    def start_in_thread(self) -> threading.Thread:
+        """Serve from a daemon thread; return once the socket accepts connections.
+
+        Raises ``OSError`` when the server could not start (typically: port in use).
+        """
+        thread = threading.Thread(target=self.run, daemon=True, name="rds-domain-http")
+        thread.start()
+        while not self._uvicorn.started and thread.is_alive():
+            thread.join(0.02)
+        if not self._uvicorn.started:
+            host, port = self._uvicorn.config.host, self._uvicorn.config.port
+            raise OSError(f"Could not listen on {host}:{port} (is the port in use?)")
+        return thread
+
+    def stop(self) -> None:
+        """Ask uvicorn to exit."""
+        self._uvicorn.should_exit = True

@@ -1,0 +1,313 @@
+"""The data owner's domain: a syft datasite plus a private store, sandbox and ledger."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rds.domain.layout import Layout, write_private
+from rds.domain.mock import synthesize_mock
+from rds.domain.policy import Policy
+from rds.domain.publish import Bounds, load_data, schema
+from rds.domain.requests import OwnerRequest
+from rds.domain.store import PrivateStore, check_name
+from rds.errors import DomainError, InvalidInput
+from rds.ledger import Ledger
+from rds.sandbox.limits import SandboxLimits
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A login for a domain. The password is hidden from reprs."""
+
+    email: str
+    password: str = field(repr=False)
+    url: str | None = None
+
+
+class Domain:
+    """A data owner's domain.
+
+    Create it once with ``Domain.create``; open it again (after a restart, or while
+    ``rds domain start`` serves it) with ``Domain.open``.
+
+    Examples
+    --------
+    >>> domain = rds.Domain.create("hospital", path="hospital-domain")
+    >>> domain.publish("patients", df, description="Admissions 2020-2024")
+    >>> creds = domain.add_scientist("ada@uni.example.org")
+    >>> domain.requests[0].run().result
+    """
+
+    def __init__(
+        self, layout: Layout, *, conn: Any, server: Any = None, lock: int | None = None
+    ) -> None:
+        self.layout = layout
+        self._conn = conn
+        self._server = server
+        self._lock = lock
+        config = json.loads(layout.config.read_text())
+        self.name: str = config["name"]
+        self.limits = SandboxLimits(**config.get("limits", {}))
+        self.allow_unsandboxed: bool = bool(config.get("allow_unsandboxed", False))
+        self.store = PrivateStore(layout.private)
+        self.ledger = Ledger(layout.ledger)
+        self.owner: str = conn.email
+
+    # -- lifecycle ---------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        *,
+        path: str | Path,
+        admin_email: str | None = None,
+        limits: SandboxLimits | None = None,
+        allow_unsandboxed: bool = False,
+    ) -> Domain:
+        """Create a new domain in the directory ``path`` and open it.
+
+        A random admin password is generated and kept in ``path/secrets/admin.json``
+        (mode 0600); the server's signing key is random too, never derived from ``name``.
+        ``allow_unsandboxed=True`` lets private runs proceed without bubblewrap (each one is
+        recorded in the ledger with a warning); leave it off in production.
+        """
+        from rds._syft.server import new_identity_values
+
+        layout = Layout(Path(path).resolve())
+        if layout.config.exists():
+            raise DomainError(f"{layout.root} already holds a domain; use Domain.open().")
+        if not name or not name.strip():
+            raise InvalidInput("A domain needs a name.")
+        layout.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(layout.root, 0o700)
+        server_id, signing_key = new_identity_values()
+        email = admin_email or f"owner@{_slug(name)}.example.org"
+        write_private(
+            layout.identity, json.dumps({"server_id": server_id, "signing_key": signing_key})
+        )
+        write_private(
+            layout.admin, json.dumps({"email": email, "password": secrets.token_urlsafe(24)})
+        )
+        limits = limits or SandboxLimits()
+        config = {
+            "name": name,
+            "created": datetime.now(UTC).isoformat(),
+            "limits": limits.__dict__,
+            "allow_unsandboxed": allow_unsandboxed,
+        }
+        write_private(layout.config, json.dumps(config, indent=2))
+        Ledger(layout.ledger).append(
+            "domain_created", actor=email, name=name, allow_unsandboxed=allow_unsandboxed
+        )
+        return cls.open(layout.root)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Domain:
+        """Open the domain in ``path``.
+
+        If ``rds domain start`` is serving it, attach to that server as its admin instead of
+        opening the storage a second time.
+        """
+        from rds._syft.client import Connection
+
+        layout = Layout(Path(path).resolve())
+        if not layout.config.exists():
+            raise DomainError(f"No domain in {layout.root}; create one with Domain.create().")
+        admin = json.loads(layout.admin.read_text())
+        url = running_url(layout)
+        if url is not None:
+            conn = Connection.login(url, email=admin["email"], password=admin["password"])
+            return cls(layout, conn=conn)
+        lock = _take_lock(layout)
+        server = build_domain_server(layout)
+        conn = Connection.login(server, email=admin["email"], password=admin["password"])
+        return cls(layout, conn=conn, server=server, lock=lock)
+
+    def close(self) -> None:
+        """Stop the in-process server (if this object runs one) and release the directory."""
+        if self._server is not None:
+            from rds._syft.server import stop_server
+
+            stop_server(self._server)
+            self._server = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __enter__(self) -> Domain:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str | None:
+        """The HTTP address when the domain is being served, else ``None``."""
+        return running_url(self.layout)
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this process hosts the domain's server."""
+        return self._server is not None
+
+    # -- datasets ----------------------------------------------------------------
+    def publish(
+        self,
+        name: str,
+        data: pd.DataFrame | str | Path,
+        *,
+        mock: pd.DataFrame | None = None,
+        description: str = "",
+        policy: Policy | None = None,
+        bounds: Bounds | None = None,
+        contact: str | None = None,
+        mock_rows: int | None = None,
+    ) -> dict[str, Any]:
+        """Publish a dataset: private data to the private store, metadata and mock to syft.
+
+        ``mock=None`` synthesizes one (same schema, rough marginals, no real row, no rare
+        category). ``bounds`` declares numeric ranges per column (checked against the data).
+        Returns the public metadata.
+        """
+        check_name(name)
+        if name in self.store.names():
+            raise InvalidInput(f"A dataset named {name!r} is already published.")
+        frame = load_data(data)
+        columns = schema(frame, bounds)
+        if mock is None:
+            mock = synthesize_mock(frame, rows=mock_rows)
+        elif list(mock.columns) != list(frame.columns):
+            raise InvalidInput(
+                f"The mock's columns {list(mock.columns)} differ from the data's "
+                f"{list(frame.columns)}."
+            )
+        policy = policy or Policy()
+        meta = {
+            "rows": len(frame),
+            "schema": columns,
+            "policy": policy.describe(),
+            "contact": contact or self.owner,
+        }
+        directory = self.store.put(name, frame)
+        write_private(directory.parent / f"{name}.policy.json", json.dumps(policy.describe()))
+        self._conn.upload_dataset(name, description=description, mock=mock, meta=meta)
+        self.ledger.append(
+            "published", actor=self.owner, dataset=name, rows=len(frame), columns=len(columns)
+        )
+        return {"name": name, "description": description, **meta}
+
+    def policy(self, dataset: str) -> Policy:
+        """The policy the dataset was published with."""
+        path = self.layout.private / f"{check_name(dataset)}.policy.json"
+        return Policy.from_description(json.loads(path.read_text()))
+
+    @property
+    def datasets(self) -> pd.DataFrame:
+        """Published datasets with their public metadata."""
+        rows = [
+            {
+                "name": d.name,
+                "description": d.description,
+                "rows": d.meta.get("rows"),
+                "columns": len(d.meta.get("schema", [])),
+            }
+            for d in self._conn.datasets()
+        ]
+        return pd.DataFrame(rows, columns=["name", "description", "rows", "columns"])
+
+    # -- people ------------------------------------------------------------------
+    def add_scientist(self, email: str, *, name: str | None = None) -> Credentials:
+        """Create a data-scientist account with a generated password and return it."""
+        password = secrets.token_urlsafe(16)
+        self._conn.create_user(email=email, name=name or email.split("@")[0], password=password)
+        self.ledger.append("scientist_added", actor=self.owner, scientist=email)
+        return Credentials(email=email, password=password, url=self.url)
+
+    # -- requests ----------------------------------------------------------------
+    @property
+    def requests(self) -> list[OwnerRequest]:
+        """Every request, oldest first (each is recorded in the ledger on first sight)."""
+        records = sorted(self._conn.requests(), key=lambda r: r.submitted_at)
+        for record in records:
+            self.note_submission(record)
+        return [OwnerRequest(self, record) for record in records]
+
+    def request(self, request_id: str) -> OwnerRequest:
+        """One request by id."""
+        record = self._conn.request(request_id)
+        self.note_submission(record)
+        return OwnerRequest(self, record)
+
+    def note_submission(self, record: Any) -> None:
+        """Record a request's submission in the ledger, once."""
+        self.ledger.append(
+            "submitted",
+            actor=record.scientist,
+            once_key=record.id,
+            request=record.id,
+            dataset=record.meta.get("dataset"),
+            kind=record.meta.get("kind", "syft"),
+            submitted_at=record.submitted_at.isoformat(),
+        )
+
+    def __repr__(self) -> str:
+        where = self.url or "in this process"
+        return f"<rds.Domain {self.name!r} at {self.layout.root} ({where})>"
+
+
+def build_domain_server(layout: Layout) -> Any:
+    """Build the domain's syft server from the identity in its directory."""
+    from rds._syft.server import ServerIdentity, build_server
+
+    config = json.loads(layout.config.read_text())
+    identity = json.loads(layout.identity.read_text())
+    admin = json.loads(layout.admin.read_text())
+    return build_server(
+        ServerIdentity(
+            name=config["name"],
+            server_id=identity["server_id"],
+            signing_key=identity["signing_key"],
+            admin_email=admin["email"],
+            admin_password=admin["password"],
+            state_dir=layout.syft_state,
+        )
+    )
+
+
+def running_url(layout: Layout) -> str | None:
+    """The URL of a live server for this domain, from ``server.json``, if it answers."""
+    try:
+        info = json.loads(layout.server_file.read_text())
+        os.kill(int(info["pid"]), 0)
+        with urllib.request.urlopen(f"{info['url']}/api/v2/metadata", timeout=3):  # noqa: S310
+            return str(info["url"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _take_lock(layout: Layout) -> int:
+    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DomainError(
+            f"The domain in {layout.root} is open in another process. Serve it with "
+            "`rds domain start` so that several processes can use it, or close the other one."
+        ) from None
+    return fd
+
+
+def _slug(name: str) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    return slug or "domain"

@@ -1,0 +1,119 @@
+"""Synthesize a mock table from private data: same schema, rough marginals, no real row.
+
+Each column is drawn on its own (so no joint record survives): numbers from a histogram
+over the 1st–99th percentiles (the extremes, which identify people, never appear),
+categories from those seen at least ``min_category_count`` times (a rare value never
+appears), booleans and nulls at their observed rates. Any drawn row that happens to equal a
+private row is redrawn, and dropped if it keeps colliding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_ROWS = 200
+_REDRAWS = 20
+
+
+def synthesize_mock(
+    data: pd.DataFrame,
+    *,
+    rows: int | None = None,
+    min_category_count: int = 10,
+    seed: int | None = None,
+) -> pd.DataFrame:
+    """Return a mock of ``data``.
+
+    Parameters
+    ----------
+    data
+        The private table.
+    rows
+        Mock size; defaults to ``min(len(data), 200)``.
+    min_category_count
+        A category value must occur at least this often to appear in the mock.
+    seed
+        For reproducible mocks.
+
+    Examples
+    --------
+    >>> mock = synthesize_mock(patients, rows=50, seed=0)
+    >>> list(mock.columns) == list(patients.columns)
+    True
+    """
+    rng = np.random.default_rng(seed)
+    n = min(len(data), DEFAULT_ROWS) if rows is None else rows
+    mock = pd.DataFrame({c: _column(data[c], n, rng, min_category_count) for c in data.columns})
+    mock = mock.astype(data.dtypes.to_dict(), errors="ignore")
+    private = _row_keys(data)
+    for _ in range(_REDRAWS):
+        clash = _row_keys(mock).isin(private).to_numpy()
+        if not clash.any():
+            break
+        redrawn = pd.DataFrame(
+            {c: _column(data[c], int(clash.sum()), rng, min_category_count) for c in data.columns}
+        ).astype(data.dtypes.to_dict(), errors="ignore")
+        mock.loc[clash] = redrawn.to_numpy()
+    mock = mock.loc[~_row_keys(mock).isin(private).to_numpy()]
+    return mock.reset_index(drop=True).astype(data.dtypes.to_dict(), errors="ignore")
+
+
+def _row_keys(frame: pd.DataFrame) -> pd.Series:
+    return pd.util.hash_pandas_object(frame, index=False)
+
+
+def _column(col: pd.Series, n: int, rng: np.random.Generator, min_count: int) -> pd.Series:
+    values = col.dropna()
+    null_rate = 1 - len(values) / len(col) if len(col) else 0.0
+    if pd.api.types.is_bool_dtype(col):
+        drawn = pd.Series(rng.random(n) < (values.mean() if len(values) else 0.5))
+    elif pd.api.types.is_numeric_dtype(col):
+        drawn = _numeric(values.astype(float), n, rng, integer=pd.api.types.is_integer_dtype(col))
+    elif pd.api.types.is_datetime64_any_dtype(col):
+        as_ns = values.astype("int64").astype(float)
+        drawn = pd.Series(pd.to_datetime(_numeric(as_ns, n, rng, integer=True), utc=False))
+        if getattr(col.dtype, "tz", None) is not None:
+            drawn = drawn.dt.tz_localize(col.dtype.tz)
+    else:
+        drawn = _categorical(values.astype(str), n, rng, min_count)
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            drawn = drawn.astype(col.dtype)
+    if null_rate > 0:
+        drawn = drawn.astype(object) if drawn.dtype.kind in "iub" else drawn
+        drawn[rng.random(n) < null_rate] = None
+    return drawn.reset_index(drop=True)
+
+
+def _numeric(values: pd.Series, n: int, rng: np.random.Generator, *, integer: bool) -> pd.Series:
+    if values.empty:
+        return pd.Series(np.zeros(n, dtype=int if integer else float))
+    low, high = np.quantile(values, [0.01, 0.99])
+    if high <= low:
+        return pd.Series(np.full(n, low).astype(int if integer else float))
+    inner = values[(values >= low) & (values <= high)]
+    counts, edges = np.histogram(inner, bins=min(20, max(1, inner.nunique())))
+    bins = rng.choice(len(counts), size=n, p=counts / counts.sum())
+    drawn = rng.uniform(edges[bins], edges[bins + 1])
+    if integer:
+        return pd.Series(np.clip(np.rint(drawn), np.ceil(low), np.floor(high)).astype(np.int64))
+    decimals = _decimals(values)
+    return pd.Series(np.round(drawn, decimals) if decimals is not None else drawn)
+
+
+def _decimals(values: pd.Series) -> int | None:
+    """The precision the data is recorded at (e.g. 1 for 36.6), if it is a short one."""
+    sample = values.head(1000).to_numpy()
+    for places in range(0, 5):
+        if np.allclose(sample, np.round(sample, places)):
+            return places
+    return None
+
+
+def _categorical(values: pd.Series, n: int, rng: np.random.Generator, min_count: int) -> pd.Series:
+    counts = values.value_counts()
+    common = counts[counts >= min_count]
+    if common.empty:
+        return pd.Series([f"category_{i % 3 + 1}" for i in range(n)], dtype=object)
+    drawn = rng.choice(common.index.to_numpy(), size=n, p=(common / common.sum()).to_numpy())
+    return pd.Series(drawn, dtype=object)

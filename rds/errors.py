@@ -1,0 +1,117 @@
+"""Every error rds raises, under one root.
+
+The tree::
+
+    RDSError
+    ├── InvalidInput            bad arguments or data given to rds (malformed CSV, bad name, …)
+    ├── DomainError             a domain could not be created, opened or reached
+    │   ├── DomainUnreachable   nothing answers at that URL / the server is not running
+    │   └── AuthenticationFailed  wrong email or password
+    ├── DatasetNotFound         no dataset of that name on the domain (``.available`` lists them)
+    ├── RequestError            a computation request did not produce a released result
+    │   ├── MockRunFailed       the function failed on the mock; it was not submitted
+    │   ├── RequestDenied       the owner denied it (``.reason``)
+    │   ├── RequestFailed       it failed on the private data (``.summary`` is safe to show)
+    │   └── RequestTimeout      no decision within the time asked for
+    ├── SandboxError            the sandbox could not run the code or refused its output
+    │   ├── SandboxUnavailable  bubblewrap is missing and unsandboxed runs were not allowed
+    │   ├── LimitExceeded       CPU, memory, wall-clock or output size limit hit (``.limit``)
+    │   └── ResultTypeRefused   the result is not a type that may cross the boundary
+    └── LedgerError             the audit log is unreadable or its hash chain is broken
+
+Messages say what happened and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class RDSError(Exception):
+    """Root of every error raised by rds."""
+
+
+class InvalidInput(RDSError, ValueError):
+    """Arguments or data given to rds are not usable."""
+
+
+class DomainError(RDSError):
+    """A domain could not be created, opened or reached."""
+
+
+class DomainUnreachable(DomainError):
+    """Nothing answers at the domain's address."""
+
+
+class AuthenticationFailed(DomainError):
+    """The domain refused the email and password."""
+
+
+class DatasetNotFound(RDSError, KeyError):
+    """No dataset of that name is published on the domain."""
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        self.name = name
+        self.available = available
+        shown = ", ".join(repr(a) for a in available) or "none"
+        super().__init__(f"No dataset named {name!r} on this domain. Published datasets: {shown}.")
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class RequestError(RDSError):
+    """A computation request did not produce a released result."""
+
+
+class MockRunFailed(RequestError):
+    """The function raised when run on the dataset's mock, so it was not submitted."""
+
+
+class RequestDenied(RequestError):
+    """The data owner denied the request."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"The data owner denied this request: {reason}")
+
+
+class RequestFailed(RequestError):
+    """The request failed when it ran on the private data.
+
+    ``summary`` is a safe description (the exception type only); the private traceback
+    stays with the owner unless they release it.
+    """
+
+    def __init__(self, summary: str) -> None:
+        self.summary = summary
+        super().__init__(
+            f"The request failed on the private data: {summary}. "
+            "Run it on the mock to reproduce, fix it, and submit a new request."
+        )
+
+
+class RequestTimeout(RequestError, TimeoutError):
+    """No decision arrived within the requested time."""
+
+
+class SandboxError(RDSError):
+    """The sandbox could not run the code, or refused what it returned."""
+
+
+class SandboxUnavailable(SandboxError):
+    """bubblewrap is not installed and the owner has not allowed unsandboxed runs."""
+
+
+class LimitExceeded(SandboxError):
+    """A sandbox limit was hit; ``limit`` names which (cpu, memory, wall, output)."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        self.limit = limit
+        super().__init__(message)
+
+
+class ResultTypeRefused(SandboxError, TypeError):
+    """The result is not a type that may leave the sandbox."""
+
+
+class LedgerError(RDSError):
+    """The audit log is unreadable or its hash chain does not verify."""

@@ -1,0 +1,95 @@
+"""Connecting to a domain as a data scientist."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from rds.errors import DatasetNotFound, InvalidInput
+from rds.scientist.dataset import RemoteDataset
+
+if TYPE_CHECKING:
+    from rds._syft.client import Connection, DatasetRecord
+    from rds.domain.domain import Domain
+
+_CACHE_SECONDS = 5.0
+
+
+def connect(target: str | Domain, *, email: str, password: str) -> Session:
+    """Log in to a domain as a data scientist.
+
+    Parameters
+    ----------
+    target
+        The domain's URL (``http://127.0.0.1:8081``) or a ``Domain`` object (embedded).
+
+    Examples
+    --------
+    >>> session = rds.connect("http://127.0.0.1:8081", email="ada@uni.example.org", password=pw)
+    >>> session.datasets
+    """
+    from rds._syft.client import Connection
+    from rds.domain.domain import Domain
+
+    if isinstance(target, Domain):
+        where: Any = target.url or target._server
+        conn = Connection.login(where, email=email, password=password)
+        return Session(conn, domain=target)
+    if isinstance(target, str):
+        return Session(Connection.login(target.rstrip("/"), email=email, password=password))
+    raise InvalidInput(f"connect() takes a URL or a Domain, not {type(target).__name__}.")
+
+
+class Session:
+    """A scientist's login to one domain."""
+
+    def __init__(self, conn: Connection, *, domain: Domain | None = None) -> None:
+        self._conn = conn
+        self._domain = domain
+        self._records: list[DatasetRecord] = []
+        self._fetched = 0.0
+
+    @property
+    def email(self) -> str:
+        return self._conn.email
+
+    def _dataset_records(self) -> list[DatasetRecord]:
+        if time.monotonic() - self._fetched > _CACHE_SECONDS:
+            self._records = self._conn.datasets()
+            self._fetched = time.monotonic()
+        return self._records
+
+    @property
+    def datasets(self) -> pd.DataFrame:
+        """The domain's datasets: name, description, rows, columns, release policy, contact."""
+        rows = [
+            {
+                "name": r.name,
+                "description": r.description,
+                "rows": r.meta.get("rows"),
+                "columns": len(r.meta.get("schema", [])),
+                "policy": r.meta.get("policy", {}).get("release"),
+                "contact": r.meta.get("contact"),
+            }
+            for r in self._dataset_records()
+        ]
+        columns = ["name", "description", "rows", "columns", "policy", "contact"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def dataset(self, name: str) -> RemoteDataset:
+        """One dataset by name; ``DatasetNotFound`` lists the ones that exist."""
+        records = self._dataset_records()
+        for record in records:
+            if record.name == name:
+                return RemoteDataset(self, record)
+        self._fetched = 0.0
+        records = self._dataset_records()
+        for record in records:
+            if record.name == name:
+                return RemoteDataset(self, record)
+        raise DatasetNotFound(name, [r.name for r in records])
+
+    def __repr__(self) -> str:
+        return f"<rds.Session {self.email} @ {self._conn.domain_name}>"
