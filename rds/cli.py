@@ -1,10 +1,10 @@
 """The ``rds`` command.
 
-    rds domain create NAME --path DIR
-    rds domain start NAME --path DIR [--port 8081] [--host 127.0.0.1]
-    rds domain stop --path DIR
-    rds domain status --path DIR
-    rds ledger verify DIR
+rds domain create NAME --path DIR
+rds domain start NAME --path DIR [--port 8081] [--host 127.0.0.1]
+rds domain stop --path DIR
+rds domain status --path DIR
+rds ledger verify DIR
 """
 
 from __future__ import annotations

@@ -85,7 +85,8 @@ class Connection:
                 "Start it with `rds domain start NAME --path DIR`."
             ) from exc
         except SyftException as exc:
-            if "password" in str(exc).lower() or "email" in str(exc).lower():
+            message = str(exc).lower()
+            if any(word in message for word in ("password", "email", "credentials", "not found")):
                 raise AuthenticationFailed(
                     f"The domain refused the login for {email!r}: wrong email or password."
                 ) from None

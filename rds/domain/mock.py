@@ -1,13 +1,15 @@
 """Synthesize a mock table from private data: same schema, rough marginals, no real row.
 
 Each column is drawn on its own (so no joint record survives): numbers from a histogram
-over the 1st–99th percentiles (the extremes, which identify people, never appear),
+over the 1st to 99th percentiles (the extremes, which identify people, never appear),
 categories from those seen at least ``min_category_count`` times (a rare value never
 appears), booleans and nulls at their observed rates. Any drawn row that happens to equal a
 private row is redrawn, and dropped if it keeps colliding.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -44,8 +46,9 @@ def synthesize_mock(
     """
     rng = np.random.default_rng(seed)
     n = min(len(data), DEFAULT_ROWS) if rows is None else rows
+    dtypes = _mock_dtypes(data)
     mock = pd.DataFrame({c: _column(data[c], n, rng, min_category_count) for c in data.columns})
-    mock = mock.astype(data.dtypes.to_dict(), errors="ignore")
+    mock = mock.astype(dtypes, errors="ignore")
     private = _row_keys(data)
     for _ in range(_REDRAWS):
         clash = _row_keys(mock).isin(private).to_numpy()
@@ -53,10 +56,23 @@ def synthesize_mock(
             break
         redrawn = pd.DataFrame(
             {c: _column(data[c], int(clash.sum()), rng, min_category_count) for c in data.columns}
-        ).astype(data.dtypes.to_dict(), errors="ignore")
+        ).astype(dtypes, errors="ignore")
         mock.loc[clash] = redrawn.to_numpy()
     mock = mock.loc[~_row_keys(mock).isin(private).to_numpy()]
-    return mock.reset_index(drop=True).astype(data.dtypes.to_dict(), errors="ignore")
+    if len(mock) < n / 2:
+        warnings.warn(
+            f"Only {len(mock)} of {n} mock rows could be drawn without repeating a private row "
+            "(the columns take few distinct values). Pass mock= to publish() yourself.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return mock.reset_index(drop=True).astype(dtypes, errors="ignore")
+
+
+def _mock_dtypes(data: pd.DataFrame) -> dict[str, object]:
+    return {
+        c: (object if isinstance(t, pd.CategoricalDtype) else t) for c, t in data.dtypes.items()
+    }
 
 
 def _row_keys(frame: pd.DataFrame) -> pd.Series:
@@ -76,9 +92,9 @@ def _column(col: pd.Series, n: int, rng: np.random.Generator, min_count: int) ->
         if getattr(col.dtype, "tz", None) is not None:
             drawn = drawn.dt.tz_localize(col.dtype.tz)
     else:
+        # Categories are rebuilt from the drawn values only: the private column's dtype
+        # would list every category, rare ones included.
         drawn = _categorical(values.astype(str), n, rng, min_count)
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            drawn = drawn.astype(col.dtype)
     if null_rate > 0:
         drawn = drawn.astype(object) if drawn.dtype.kind in "iub" else drawn
         drawn[rng.random(n) < null_rate] = None

@@ -43,7 +43,10 @@ def _read_file(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         if suffix in {".csv", ".tsv", ".txt"}:
             with path.open(newline="", encoding="utf-8") as handle:
-                widths = {len(row) for row in csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ",")}
+                widths = {
+                    len(row)
+                    for row in csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ",")
+                }
             if len(widths) > 1:
                 raise InvalidInput(
                     f"{path.name} is not a well-formed CSV: rows have {sorted(widths)} fields."
@@ -93,3 +96,4 @@ def _checked_bounds(col: pd.Series, pair: tuple[float, float]) -> tuple[float, f
             f"[{low}, {high}]; widen the bounds or clean the data."
         )
     return low, high
+

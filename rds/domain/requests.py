@@ -162,10 +162,10 @@ class OwnerRequest:
 
         stdout and stderr stay with the owner unless ``release_logs=True``.
         """
-        if not (self._dir / "run.json").exists():
-            raise RDSError("Run the request first (req.run()) and look at the preview.")
         if self.status in {"released", "denied"}:
             raise RDSError(f"This request is already {self.status}.")
+        if not (self._dir / "run.json").exists():
+            raise RDSError("Run the request first (req.run()) and look at the preview.")
         run = json.loads((self._dir / "run.json").read_text())
         payload = (self._dir / "payload.bin").read_bytes()
         if hashlib.sha256(payload).hexdigest() != run["sha256"]:

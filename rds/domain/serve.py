@@ -36,8 +36,16 @@ def start(path: Path, *, host: str = "127.0.0.1", port: int = 8081, timeout: flo
     layout.server_file.unlink(missing_ok=True)
     with layout.log.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "rds.domain.serve", str(layout.root), "--host", host,
-             "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "rds.domain.serve",
+                str(layout.root),
+                "--host",
+                host,
+                "--port",
+                str(port),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -47,9 +47,9 @@ class PrivateStore:
         staging = self.root / f".{name}.staging"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(mode=0o700, parents=True)
-        table = pa.Table.from_pandas(data, preserve_index=False)
-        pq.write_table(table, staging / "data.parquet")
+        # write_table refuses columns Arrow cannot hold, with a message for the owner.
         write_table(data.reset_index(drop=True), staging / "data.arrow")
+        pq.write_table(pa.Table.from_pandas(data, preserve_index=False), staging / "data.parquet")
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)

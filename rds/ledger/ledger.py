@@ -75,9 +75,11 @@ class Ledger:
             handle.seek(0)
             last: Entry | None = None
             for entry in _parse(handle):
-                if once_key is not None and entry.event == event and entry.data.get(
-                    "once"
-                ) == (once_key):
+                if (
+                    once_key is not None
+                    and entry.event == event
+                    and entry.data.get("once") == (once_key)
+                ):
                     return entry
                 last = entry
             if once_key is not None:

@@ -42,7 +42,9 @@ class Request:
         record = self._session._conn.request(self.id)
         return {"approved": "released"}.get(record.status, record.status)
 
-    def result(self, timeout: float | None = None, *, poll: float = 1.0, progress: bool = True) -> Any:
+    def result(
+        self, timeout: float | None = None, *, poll: float = 1.0, progress: bool = True
+    ) -> Any:
         """Wait for the owner's decision and return the released result.
 
         Raises ``RequestDenied`` (with the owner's reason), ``RequestFailed`` (the run failed
@@ -68,7 +70,12 @@ class Request:
                     "pending with the data owner. Call result() again later."
                 )
             if progress:
-                print(f"\rWaiting for the data owner's decision… {waited:5.0f}s", end="", file=sys.stderr, flush=True)
+                print(
+                    f"\rWaiting for the data owner's decision… {waited:5.0f}s",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
             time.sleep(poll if timeout is None else max(0.0, min(poll, timeout - waited)))
 
     @property

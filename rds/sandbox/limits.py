@@ -1,0 +1,52 @@
+"""Resource limits for one sandboxed run."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from rds.errors import InvalidInput
+
+
+@dataclass(frozen=True, kw_only=True)
+class SandboxLimits:
+    """What one private run may consume before it is stopped.
+
+    Parameters
+    ----------
+    cpu_seconds
+        CPU time of each process in the sandbox (``RLIMIT_CPU``).
+    memory_mb
+        Address space of each process in the sandbox (``RLIMIT_AS``), in MiB. It covers the
+        interpreter with pandas and pyarrow (about 350 MiB), the memory-mapped dataset and the
+        computation; importing torch needs about 1.2 GiB more.
+    wall_seconds
+        Wall-clock time of the whole run; the sandbox is killed when it runs out.
+    output_mb
+        Largest result, and largest stdout, stderr or scratch file, in MiB.
+    max_processes
+        Processes *and threads* the sandbox may have at once (stops fork bombs).
+
+    Examples
+    --------
+    >>> SandboxLimits(cpu_seconds=60, memory_mb=2048)
+    SandboxLimits(cpu_seconds=60, memory_mb=2048, wall_seconds=600, output_mb=64, max_processes=64)
+    """
+
+    cpu_seconds: float = 300
+    memory_mb: int = 4096
+    wall_seconds: float = 600
+    output_mb: int = 64
+    max_processes: int = 64
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            integral = field.type in ("int", int)
+            if isinstance(value, bool) or not isinstance(value, int if integral else (int, float)):
+                kind = "an integer" if integral else "a number"
+                raise InvalidInput(f"SandboxLimits.{field.name} must be {kind}, not {value!r}.")
+            if not math.isfinite(value) or value <= 0:
+                raise InvalidInput(
+                    f"SandboxLimits.{field.name} must be positive and finite, not {value!r}."
+                )
