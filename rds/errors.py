@@ -15,7 +15,7 @@ The tree::
     │   └── RequestTimeout      no decision within the time asked for
     ├── SandboxError            the sandbox could not run the code or refused its output
     │   ├── SandboxUnavailable  bubblewrap is missing and unsandboxed runs were not allowed
-    │   ├── LimitExceeded       CPU, memory, wall-clock or output size limit hit (``.limit``)
+    │   ├── LimitExceeded       CPU, memory, process, wall-clock or output limit hit (``.limit``)
     │   └── ResultTypeRefused   the result is not a type that may cross the boundary
     └── LedgerError             the audit log is unreadable or its hash chain is broken
 
@@ -102,7 +102,7 @@ class SandboxUnavailable(SandboxError):
 
 
 class LimitExceeded(SandboxError):
-    """A sandbox limit was hit; ``limit`` names which (cpu, memory, wall, output)."""
+    """A sandbox limit was hit; ``limit`` names which (cpu, memory, processes, wall, output)."""
 
     def __init__(self, limit: str, message: str) -> None:
         self.limit = limit

@@ -38,9 +38,11 @@ SCIENTIST = textwrap.dedent(
 )
 
 
-def _scientist_process(url: str, creds: rds.Credentials) -> subprocess.Popen[str]:
+def _scientist_process(url: str, creds: rds.Credentials, tmp: Path) -> subprocess.Popen[str]:
+    script = tmp / "scientist.py"
+    script.write_text(SCIENTIST)
     return subprocess.Popen(
-        [sys.executable, "-c", SCIENTIST, url, creds.email, creds.password],
+        [sys.executable, str(script), url, creds.email, creds.password],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -57,13 +59,15 @@ def _read_json(proc: subprocess.Popen[str]) -> dict:
     return dict(json.loads(line))
 
 
-def test_end_to_end_over_http(served: tuple[Path, str], private_frame: pd.DataFrame) -> None:
+def test_end_to_end_over_http(
+    served: tuple[Path, str], private_frame: pd.DataFrame, tmp_path: Path
+) -> None:
     path, url = served
     assert url.startswith("http://127.0.0.1:")
     owner = rds.Domain.open(path)  # attaches to the running server as its admin
     assert not owner.embedded and owner.url == url
     creds = owner.add_scientist("eve@lab.example.org")
-    proc = _scientist_process(url, creds)
+    proc = _scientist_process(url, creds, tmp_path)
     try:
         submitted = _read_json(proc)
         # The server process records the submission without the owner doing anything.

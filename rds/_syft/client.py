@@ -67,7 +67,7 @@ class Connection:
     @classmethod
     def login(cls, target: Any, *, email: str, password: str) -> Connection:
         """Log in to ``target``: an ``http(s)://host:port`` URL or an in-process server."""
-        import requests
+        import requests  # type: ignore[import-untyped]
         import syft as sy
         from syft.types.errors import SyftException
 

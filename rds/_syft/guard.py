@@ -34,7 +34,7 @@ def install() -> None:
     def refuse(*_args: Any, **_kwargs: Any) -> NoReturn:
         raise SyftException(public_message=REFUSAL)
 
-    action_service.ActionService._user_code_execute = refuse  # type: ignore[assignment,method-assign]
+    action_service.ActionService._user_code_execute = refuse
     action_service.execute_byte_code = refuse
     user_code.execute_byte_code = refuse
     # Custom input/output policies are classes the scientist writes; syft execs them.

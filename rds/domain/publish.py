@@ -96,4 +96,3 @@ def _checked_bounds(col: pd.Series, pair: tuple[float, float]) -> tuple[float, f
             f"[{low}, {high}]; widen the bounds or clean the data."
         )
     return low, high
-

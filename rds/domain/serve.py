@@ -77,15 +77,27 @@ def stop(path: Path, *, timeout: float = 30) -> bool:
         layout.server_file.unlink(missing_ok=True)
         return False
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
             break
-        time.sleep(0.1)
-    else:
-        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
     layout.server_file.unlink(missing_ok=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    # When this process started the server it is its parent: reap it, or the exited server
+    # lingers as a zombie that still answers kill(pid, 0).
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
     return True
 
 

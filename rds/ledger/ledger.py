@@ -84,7 +84,7 @@ class Ledger:
                 last = entry
             if once_key is not None:
                 data["once"] = once_key
-            body = {
+            body: dict[str, Any] = {
                 "seq": (last.seq + 1) if last else 1,
                 "time": datetime.now(UTC).isoformat(timespec="microseconds"),
                 "event": event,

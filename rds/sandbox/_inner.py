@@ -65,8 +65,10 @@ def main() -> None:
 def _run(job: dict[str, Any], main_pid: int) -> dict[str, Any]:
     if job.get("kind") != "python":
         raise ValueError(f"unknown job kind {job.get('kind')!r}")
+    # Imported before the limits apply, so that they bound the scientist's work only.
     import numpy as np
     import pandas as pd
+    import pyarrow.ipc  # noqa: F401
 
     from rds.sandbox.codec import encode
     from rds.sandbox.load import read_table
@@ -127,7 +129,7 @@ def _failure(exc: BaseException, limits: dict[str, Any]) -> dict[str, Any]:
             + "\n[... traceback truncated ...]\n"
             + text[-ERROR_CHARS // 2 :]
         )
-    if isinstance(exc, MemoryError):
+    if _is_memory_limit(exc):
         return _limit(
             "memory",
             f"The code ran out of memory (memory_mb={limits['memory_mb']} MiB of address "
@@ -152,6 +154,12 @@ def _failure(exc: BaseException, limits: dict[str, Any]) -> dict[str, Any]:
 
 def _limit(which: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": message, "error_type": f"LimitExceeded:{which}"}
+
+
+def _is_memory_limit(exc: BaseException) -> bool:
+    # torch reports a refused allocation as a RuntimeError, not a MemoryError.
+    text = str(exc) if isinstance(exc, RuntimeError) else ""
+    return isinstance(exc, MemoryError) or "allocate memory" in text
 
 
 def _is_process_limit(exc: BaseException) -> bool:

@@ -75,8 +75,8 @@ def command(
     binds.append((str(package / "sandbox"), f"{LIB}/rds/sandbox"))
     binds += [(str(path), f"{DATA}/{i}") for i, path in enumerate(datasets)]
 
-    # bwrap would create missing parents with the source's restrictive modes (e.g. /root
-    # is 0700), which the unprivileged jail user could not traverse.
+    # Left to itself, bwrap (0.8) creates the missing parents of a bind mount with mode 0700,
+    # which the unprivileged jail user could not traverse.
     for parent in _parents([dest for _, dest in binds] + [SCRATCH]):
         argv += ["--dir", parent]
     for name in _SYSTEM_LINKS:

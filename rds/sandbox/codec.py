@@ -57,7 +57,10 @@ def encode(obj: object) -> bytes:
     encoder = _Encoder()
     root = encoder.node(obj, "result", 0)
     manifest = {"root": root, "parts": [len(part) for part in encoder.parts]}
-    text = json.dumps(manifest, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    try:
+        text = json.dumps(manifest, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    except ValueError:  # only an int past Python's int-to-str digit limit gets here
+        raise _refuse("an int in the result", "too large to write out") from None
     return b"".join([_HEADER.pack(MAGIC, VERSION, len(text)), text, *encoder.parts])
 
 
@@ -108,10 +111,6 @@ class _Encoder:
         if np is not None and isinstance(obj, np.generic):
             return self.node(_numpy_scalar(np, obj, where), where, depth)
         if isinstance(obj, int):
-            try:
-                str(obj)  # JSON cannot carry ints past Python's int-to-str digit limit
-            except ValueError:
-                raise _refuse(where, "an int too large to write out") from None
             return {"t": "int", "v": int(obj)}
         if isinstance(obj, float):
             return {"t": "float", "v": float(obj).hex()}

@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
@@ -148,9 +149,10 @@ class _Run:
                 "source": source,
                 "function": function_name,
                 "datasets": [
-                    {"fd": fd, "dir": f"{_jail.DATA}/{i}"} for i, fd in enumerate(data_fds)
+                    {"fd": fd, "dir": self._data_dir(i, table)}
+                    for i, (fd, table) in enumerate(zip(data_fds, tables, strict=True))
                 ],
-                "limits": {k: getattr(self.limits, k) for k in self.limits.__dataclass_fields__},
+                "limits": asdict(self.limits),
                 "result_fd": self.files["result"],
                 "status_fd": self.files["status"],
             }
@@ -177,6 +179,10 @@ class _Run:
                 _close(fd)
         ended = Ended(status, cpu, timed_out, duration, sandboxed=self.bwrap is not None)
         return read_outcome(self.workdir, self.limits, ended)
+
+    def _data_dir(self, index: int, table: Path) -> str:
+        """Where the dataset's directory appears to the inner program."""
+        return f"{_jail.DATA}/{index}" if self.bwrap is not None else str(table.parent)
 
     def _command(self, dirs: list[Path], pipes: list[int]) -> tuple[list[str], dict[str, str], str]:
         package = Path(__file__).resolve().parent.parent
@@ -237,19 +243,26 @@ class _Run:
         try:
             if pipes:
                 block_r, block_w, info_r, info_w = pipes
-                _close(info_w)
+                _close(info_w)  # bwrap's ends: closed here so EOF means bwrap is gone
                 _close(block_r)
+                pipes[:] = [block_w, info_r]
                 try:
                     _jail.map_uids(block_w, info_r, timeout=HANDSHAKE_SECONDS)
-                except (SandboxError, OSError):
+                except (SandboxError, OSError) as exc:
+                    os.write(self.files["stderr"], f"rds: uid map failed: {exc}\n".encode())
                     _killpg(process.pid)
             # Wait without reaping so the timer can never signal a recycled process group.
-            os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+            with contextlib.suppress(ChildProcessError):  # reaped by a SIGCHLD-ignoring host
+                os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
             with lock:
                 state["finished"] = True
         finally:
             timer.cancel()
-        _, status, usage = os.wait4(process.pid, 0)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except ChildProcessError:  # nothing to learn from the exit; the status file decides
+            process.returncode = 0
+            return 0, 0.0, state["timed_out"]
         process.returncode = os.waitstatus_to_exitcode(status)
         _killpg(process.pid)  # stragglers of an unsandboxed run
         return status, usage.ru_utime + usage.ru_stime, state["timed_out"]

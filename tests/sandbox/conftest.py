@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from rds.sandbox import SandboxLimits, bwrap_available, write_table
+from rds.sandbox import RunResult, SandboxLimits, bwrap_available, run_python, write_table
 
 SECRET = "P-SECRET-7f3a9c"
 
 # Tight enough that bombs die in a second or two, loose enough for pandas and pyarrow.
 TIGHT = SandboxLimits(cpu_seconds=3, memory_mb=1024, wall_seconds=20, output_mb=4, max_processes=24)
+
+
+def run(source: str, datasets: list[Path], **kwargs: object) -> RunResult:
+    """``run_python`` on an indented snippet defining one function, with ``TIGHT`` limits."""
+    source = textwrap.dedent(source).lstrip("\n")
+    name = source.split("def ", 1)[1].split("(", 1)[0]
+    kwargs.setdefault("limits", TIGHT)
+    return run_python(source, name, datasets=datasets, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)

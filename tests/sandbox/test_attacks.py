@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from rds.errors import LimitExceeded, ResultTypeRefused
 from rds.sandbox import RunResult, SandboxLimits, runner
 from rds.sandbox import result as result_module
-from tests.sandbox.conftest import SECRET, TIGHT
-from tests.sandbox.test_runner import run
+from tests.sandbox.conftest import SECRET, TIGHT, run
 
 PACKAGE = Path(runner.__file__).resolve().parent
 
@@ -191,6 +191,42 @@ def test_nothing_is_written_outside_scratch(dataset: Path, tmp_path: Path) -> No
         assert not path.exists()
 
 
+def test_host_environment_processes_and_privileges_are_out_of_reach(
+    dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RDS_ADMIN_PASSWORD", SECRET)
+    result = run(
+        f"""
+        def f(df):
+            import os, signal
+            status = dict(
+                line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines()
+            )
+            try:
+                os.kill({os.getpid()}, signal.SIGKILL)  # the data owner's process
+                killed = "killed"
+            except OSError as exc:
+                killed = type(exc).__name__
+            return {{
+                "env": dict(os.environ),
+                "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+                "uid": os.getuid(),
+                "caps": [status["CapEff"], status["CapPrm"], status["CapBnd"]],
+                "no_new_privs": status["NoNewPrivs"],
+                "kill": killed,
+            }}
+        """,
+        [dataset],
+    )
+    seen = result.value()
+    assert isinstance(seen, dict)
+    assert "RDS_ADMIN_PASSWORD" not in seen["env"] and not leaked(result)
+    assert seen["pids"] == [1, 2]  # bwrap's init and the function: no host processes
+    assert seen["kill"] == "ProcessLookupError"
+    assert seen["caps"] == ["0000000000000000"] * 3 and seen["no_new_privs"] == "1"
+    assert seen["uid"] != 0 or os.geteuid() != 0
+
+
 def test_fork_bomb_is_stopped_by_the_process_limit(dataset: Path) -> None:
     start = time.monotonic()
     result = run(
@@ -269,6 +305,9 @@ def test_giant_result_is_refused(dataset: Path) -> None:
     result = run("def f(df):\n    return np.zeros(1_000_000)\n", [dataset])  # 8 MB > 4 MiB
     assert result.error_type == "LimitExceeded:output"
     assert result.payload is None
+    with pytest.raises(LimitExceeded) as info:
+        result.value()
+    assert info.value.limit == "output"
 
 
 def test_giant_stdout_is_capped(dataset: Path) -> None:
@@ -294,6 +333,8 @@ def test_results_of_other_types_are_refused(dataset: Path, expression: str) -> N
     result = run(f"def f(df):\n    return {expression}\n", [dataset])
     assert result.error_type == "ResultTypeRefused"
     assert "Allowed:" in (result.error or "")
+    with pytest.raises(ResultTypeRefused):
+        result.value()
 
 
 SMUGGLER = """

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,15 +14,8 @@ import pytest
 import torch
 
 from rds.errors import InvalidInput, SandboxError, SandboxUnavailable
-from rds.sandbox import RunResult, SandboxLimits, run_python, runner
-from tests.sandbox.conftest import SECRET, TIGHT
-
-
-def run(source: str, datasets: list[Path], **kwargs: object) -> RunResult:
-    source = textwrap.dedent(source).lstrip("\n")
-    name = source.split("def ", 1)[1].split("(", 1)[0]
-    kwargs.setdefault("limits", TIGHT)
-    return run_python(source, name, datasets=datasets, **kwargs)  # type: ignore[arg-type]
+from rds.sandbox import SandboxLimits, run_python, runner
+from tests.sandbox.conftest import SECRET, TIGHT, run
 
 
 def test_scalar_result_and_stdout(dataset: Path) -> None:
