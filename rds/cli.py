@@ -34,6 +34,12 @@ def _start(args: argparse.Namespace) -> int:
     if not layout.config.exists():
         Domain.create(args.name, path=args.path).close()
         print(f"Created domain {args.name!r} in {layout.root}")
+    if args.host not in {"127.0.0.1", "localhost", "::1"}:
+        print(
+            f"WARNING: serving on {args.host} makes the domain reachable from other machines "
+            "over plain HTTP. Put it behind a TLS reverse proxy.",
+            file=sys.stderr,
+        )
     url = serve.start(args.path, host=args.host, port=args.port)
     print(f"Domain {args.name!r} is serving at {url}")
     print(f"Admin credentials: {layout.admin} (mode 0600); log: {layout.log}")

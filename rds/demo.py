@@ -104,19 +104,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_lab:
         return
     notebooks = Path(__file__).resolve().parents[1] / "notebooks"
-    env = {**os.environ, "RDS_DEMO_URL": url, "RDS_DEMO_CREDENTIALS": str(creds_file.resolve())}
+    env = {
+        **os.environ,
+        "RDS_DEMO_URL": url,
+        "RDS_DEMO_DIR": str(layout.root),
+        "RDS_DEMO_CREDENTIALS": str(creds_file.resolve()),
+    }
     lab = [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "lab",
-        "--no-browser",
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        str(args.lab_port),
-        f"--ServerApp.root_dir={notebooks}",
-    ]
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1",
+        "--port", str(args.lab_port), f"--ServerApp.root_dir={notebooks}",
+    ]  # fmt: skip
+    if os.geteuid() == 0:  # containers and CI machines often run as root
+        lab.append("--allow-root")
     print(
         f"Starting JupyterLab on http://127.0.0.1:{args.lab_port}/lab "
         "(the URL with its token follows). Ctrl-C stops the demo.",

@@ -27,6 +27,27 @@ def patients(n: int = 400, seed: int = 7) -> pd.DataFrame:
     )
 
 
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def run_notebook(path: Path, cwd: Path) -> str:
+    """Execute a notebook in a fresh kernel (cwd ``cwd``); return all its text outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
+    client.execute()
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts.extend(str(v) for v in out.get("data", {}).values())
+    return "\n".join(parts)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -113,14 +113,15 @@ def test_restart_after_kill_keeps_everything(served: tuple[Path, str]) -> None:
     assert list(session.datasets["name"]) == ["patients"]
     statuses = {r.id: r.status for r in owner.requests}
     assert statuses == {released.id: "released", denied.id: "denied", pending.id: "submitted"}
-    again = rds.scientist.Request(
-        session, released.id, dataset="patients", function="total_los", mock_result=None
-    )
+    again = session.request(released.id)
+    assert again.function == "total_los" and again.dataset == "patients"
     assert again.result(timeout=10, progress=False) == value
     with pytest.raises(rds.RequestDenied, match="not today"):
-        rds.scientist.Request(
-            session, denied.id, dataset="patients", function="f", mock_result=None
-        ).result(timeout=10, progress=False)
+        session.request(denied.id).result(timeout=10, progress=False)
+    other = owner.add_scientist("other@lab.example.org")
+    nosy = rds.connect(url, email=other.email, password=other.password)
+    with pytest.raises(rds.InvalidInput):
+        nosy.request(released.id)
     assert owner.ledger.verify() > 0
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from rds.errors import DatasetNotFound, InvalidInput
 from rds.scientist.dataset import RemoteDataset
+from rds.scientist.request import Request
 
 if TYPE_CHECKING:
     from rds._syft.client import Connection, DatasetRecord
@@ -90,6 +91,19 @@ class Session:
             if record.name == name:
                 return RemoteDataset(self, record)
         raise DatasetNotFound(name, [r.name for r in records])
+
+    def request(self, request_id: str) -> Request:
+        """A request sent earlier (e.g. before a kernel restart), by its id."""
+        record = self._conn.request(request_id)
+        if record.scientist != self.email:
+            raise InvalidInput(f"Request {request_id!r} is not one of yours.")
+        return Request(
+            self,
+            record.id,
+            dataset=str(record.meta.get("dataset")),
+            function=str(record.meta.get("function")),
+            mock_result=None,
+        )
 
     def __repr__(self) -> str:
         return f"<rds.Session {self.email} @ {self._conn.domain_name}>"
