@@ -2,9 +2,10 @@
 
 The jail sees, read-only: ``/usr`` (and the ``/bin``, ``/lib*`` links into it), the Python
 installation and the virtualenv at their own paths, ``rds.errors`` and ``rds.sandbox`` under
-``/opt/rds``, and each dataset directory at ``/data/<i>``. It writes only ``/scratch`` (a
-fresh host directory, also its cwd, HOME and ``/tmp``). There is no ``/etc``, ``/home``,
-``/root``, host ``/tmp``, network, or view of host processes.
+``/opt/rds``, and each dataset directory at ``/data/<i>``. It writes only ``/scratch``
+(a size-limited tmpfs, also its cwd, HOME and ``/tmp``: no run can fill the host's disk).
+There is no ``/etc``, ``/home``, ``/root``, host ``/tmp``, network, or view of host
+processes.
 
 The kernel exempts uid 0 from ``RLIMIT_NPROC`` even inside a user namespace, so when the
 host runs as root a fork bomb would not be stopped. Then bwrap is told to wait
@@ -46,7 +47,7 @@ def command(
     python: Sequence[str],
     env: Mapping[str, str],
     datasets: Sequence[Path],
-    scratch: Path,
+    scratch_bytes: int,
     package: Path,
     init_file: Path,
     handshake: tuple[int, int] | None,
@@ -87,7 +88,8 @@ def command(
             argv += ["--ro-bind", str(host), f"/{name}"]
     for source, dest in binds:
         argv += ["--ro-bind", source, dest]
-    argv += ["--bind", str(scratch), SCRATCH, "--symlink", SCRATCH, "/tmp"]  # noqa: S108
+    argv += ["--size", str(scratch_bytes), "--perms", "1777", "--tmpfs", SCRATCH]
+    argv += ["--symlink", SCRATCH, "/tmp"]  # noqa: S108
     argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/", "--chdir", SCRATCH, "--"]
     if handshake is not None:
         setpriv = shutil.which("setpriv", path="/usr/bin:/bin")

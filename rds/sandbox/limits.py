@@ -26,11 +26,14 @@ class SandboxLimits:
         Largest result, and largest stdout, stderr or scratch file, in MiB.
     max_processes
         Processes *and threads* the sandbox may have at once (stops fork bombs).
+    scratch_mb
+        Size of the sandbox's writable scratch space (a tmpfs: it uses memory, never the
+        host's disk, and vanishes with the run).
 
     Examples
     --------
-    >>> SandboxLimits(cpu_seconds=60, memory_mb=2048)
-    SandboxLimits(cpu_seconds=60, memory_mb=2048, wall_seconds=600, output_mb=64, max_processes=64)
+    >>> SandboxLimits(cpu_seconds=60, memory_mb=2048).scratch_mb
+    256
     """
 
     cpu_seconds: float = 300
@@ -38,6 +41,7 @@ class SandboxLimits:
     wall_seconds: float = 600
     output_mb: int = 64
     max_processes: int = 64
+    scratch_mb: int = 256
 
     def __post_init__(self) -> None:
         for field in fields(self):

@@ -206,7 +206,7 @@ class _Run:
             python=python,
             env=self._env(home=_jail.SCRATCH, lib=_jail.LIB),
             datasets=dirs,
-            scratch=self.scratch,
+            scratch_bytes=self.limits.scratch_mb * 1024 * 1024,
             package=package,
             init_file=lib / "__init__.py",
             handshake=handshake,

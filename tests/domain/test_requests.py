@@ -22,7 +22,7 @@ def _submit(session: rds.Session, source: str, dataset: str = "patients") -> str
     return session.dataset(dataset).request(fn, reason="attack").id
 
 
-PROBE = '''
+PROBE = """
 def probe(df):
     paths = {paths!r}
     seen = {{}}
@@ -33,7 +33,7 @@ def probe(df):
         except Exception as exc:
             seen[label] = type(exc).__name__
     return seen
-'''
+"""
 
 
 def test_a_request_cannot_reach_the_domains_own_state(

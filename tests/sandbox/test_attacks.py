@@ -310,6 +310,33 @@ def test_giant_result_is_refused(dataset: Path) -> None:
     assert info.value.limit == "output"
 
 
+def test_scratch_cannot_fill_the_host_disk(dataset: Path) -> None:
+    # Many files, each under the per-file cap, written until the space runs out.
+    result = run(
+        """
+        def f(df):
+            chunk = b"x" * (1024 * 1024)
+            written = 0
+            try:
+                for i in range(10_000):
+                    with open(f"fill-{i}", "wb") as handle:
+                        handle.write(chunk * 2)
+                    written += 2
+            except OSError as exc:
+                return {"written_mb": written, "error": exc.strerror}
+            return {"written_mb": written, "error": None}
+        """,
+        [dataset],
+        limits=SandboxLimits(
+            cpu_seconds=10, memory_mb=1024, wall_seconds=30, output_mb=4, scratch_mb=32
+        ),
+    )
+    outcome = result.value()
+    assert isinstance(outcome, dict)
+    assert outcome["error"] == "No space left on device"
+    assert outcome["written_mb"] <= 32
+
+
 def test_giant_stdout_is_capped(dataset: Path) -> None:
     result = run(
         """

@@ -19,6 +19,7 @@ def test_defaults() -> None:
         "wall_seconds": 600,
         "output_mb": 64,
         "max_processes": 64,
+        "scratch_mb": 256,
     }
 
 
