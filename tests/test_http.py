@@ -81,9 +81,22 @@ def test_end_to_end_over_http(
         req.approve()
         released = _read_json(proc)
         assert released["result"] == private_frame["ward"].value_counts().sort_index().to_dict()
+        _plain_syft_call_is_refused(url, creds)
     finally:
         proc.kill()
         owner.close()
+
+
+def _plain_syft_call_is_refused(url: str, creds: rds.Credentials) -> None:
+    """Invariant 1 over HTTP: the request is approved in syft, yet syft will not run it."""
+    import syft as sy
+    from syft.types.errors import SyftException
+
+    host, port = url.rsplit(":", 1)
+    client = sy.login(url=host, port=int(port), email=creds.email, password=creds.password)
+    asset = client.datasets.get_all()[0].assets[0]
+    with pytest.raises(SyftException, match="never execute"):
+        client.code.ward_counts(df=asset)
 
 
 def test_restart_after_kill_keeps_everything(served: tuple[Path, str]) -> None:

@@ -157,10 +157,11 @@ class OwnerRequest:
         )
 
     # -- deciding ----------------------------------------------------------------
-    def approve(self, *, release_logs: bool = False) -> None:
+    def approve(self, *, note: str | None = None, release_logs: bool = False) -> None:
         """Release the previewed result (or, for a failed run, its safe summary).
 
-        stdout and stderr stay with the owner unless ``release_logs=True``.
+        ``note`` says why, for the ledger. stdout and stderr stay with the owner unless
+        ``release_logs=True``.
         """
         if self.status in {"released", "denied"}:
             raise RDSError(f"This request is already {self.status}.")
@@ -185,6 +186,7 @@ class OwnerRequest:
             dataset=self.dataset,
             result_sha256=run["sha256"],
             release_logs=release_logs,
+            note=(note or "").strip() or None,
         )
         domain._conn.deposit(self.id, release.pack())
         domain.ledger.append("released", actor=domain.owner, request=self.id, ok=run["ok"])

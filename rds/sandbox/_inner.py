@@ -1,15 +1,21 @@
-"""The program that runs inside the jail: read one job, run it, write a result and a status.
+"""The program that runs inside the jail: wait for one job, run it, write a result and a status.
 
-Run as ``python -m rds.sandbox._inner`` with the job, a small JSON document, on stdin::
+Run as ``python -m rds.sandbox._inner <fd>``, where ``fd`` is this end of a unix socket
+pair. It first imports numpy, pandas and pyarrow (a *warm* jail does this before any job
+exists) and says ``ready``, then receives exactly one job on the socket: an 8-byte length,
+then a small JSON document::
 
     {"kind": "python", "source": "def f(df): ...", "function": "f",
-     "datasets": [{"fd": 5, "dir": "/data/0"}], "limits": {...SandboxLimits fields},
-     "result_fd": 3, "status_fd": 4}
+     "datasets": 1, "limits": {...SandboxLimits fields}}
 
-Each dataset's ``data.arrow`` arrives as an open descriptor (the jail's user may not be
-allowed to open it by path). The encoded result goes to ``result_fd`` and a JSON status
-(``ok``, ``error``, ``error_type``) to ``status_fd``. Inside the jail only ``rds.errors``
-and ``rds.sandbox`` exist, so this module imports nothing else from rds.
+with descriptors attached (``SCM_RIGHTS``), in this order: the result file, the status
+file, the run's stdout and stderr files, then each dataset's ``data.arrow`` (the jail's
+user may not be allowed to open it by path). It puts the run's stdout and stderr in place,
+answers with the CPU seconds it has used so far (so the host can tell the run's own),
+closes the socket, applies the limits and only then runs the scientist's code. The encoded
+result goes to the result file and a JSON status (``ok``, ``error``, ``error_type``) to the
+status file. Inside the jail only ``rds.errors`` and ``rds.sandbox`` exist, so this module
+imports nothing else from rds. One job per process: it exits when the job is done.
 
 Nothing written here is trusted by the host: the scientist's code runs in this process and
 could write to these descriptors itself. The host validates the envelope and keeps only
@@ -26,6 +32,7 @@ import linecache
 import math
 import os
 import resource
+import socket
 import sys
 import traceback
 from typing import Any
@@ -38,14 +45,27 @@ MIB = 1024 * 1024
 FSIZE_SLACK = MIB
 SOURCE_NAME = "<request>"
 ERROR_CHARS = 64 * 1024
+HEADER = 8  # bytes of the job's length
+MAX_FDS = 253  # SCM_MAX_FD: the most descriptors one message can carry
 
 
 def main() -> None:
+    channel = socket.socket(fileno=int(sys.argv[1]))
+    tools = _prepare()
+    try:
+        channel.sendall(b"ready\n")
+        job = _receive(channel)
+        used = _cpu_used()
+        _redirect(job)
+        channel.sendall(f"{used:.3f}\n".encode())  # the host's cue that the job is taken
+        channel.close()
+    except Exception:  # the host went away or sent nothing usable: no code has run
+        os._exit(2)
     main_pid = os.getpid()
-    job = json.loads(sys.stdin.buffer.read())
     status: dict[str, Any]
     try:
-        status = _run(job, main_pid)
+        _apply_limits(job["limits"], used)
+        status = _run(job, main_pid, tools)
     except BaseException as exc:  # the scientist's code may raise anything, SystemExit too
         if os.getpid() != main_pid:
             os._exit(1)  # a process forked by the scientist's code: it reports nothing
@@ -62,10 +82,8 @@ def main() -> None:
     os._exit(0)
 
 
-def _run(job: dict[str, Any], main_pid: int) -> dict[str, Any]:
-    if job.get("kind") != "python":
-        raise ValueError(f"unknown job kind {job.get('kind')!r}")
-    # Imported before the limits apply, so that they bound the scientist's work only.
+def _prepare() -> dict[str, Any]:
+    """Import what every job needs, and exercise it once, before any job exists."""
     import numpy as np
     import pandas as pd
     import pyarrow.ipc  # noqa: F401
@@ -73,17 +91,59 @@ def _run(job: dict[str, Any], main_pid: int) -> dict[str, Any]:
     from rds.sandbox.codec import encode
     from rds.sandbox.load import read_table
 
+    # First calls load pandas' and Arrow's lazily imported parts; no data is involved.
+    sample = pd.DataFrame({"k": pd.Categorical(["a", "b", "a"]), "v": [1.0, 2.0, 3.0]})
+    encode(sample.groupby("k", observed=True)["v"].agg(["count", "mean", "sum"]))
+    return {"np": np, "pd": pd, "encode": encode, "read_table": read_table}
+
+
+def _receive(channel: socket.socket) -> dict[str, Any]:
+    """The job, with the descriptors that came with it put in its fields."""
+    head, fds, _, _ = socket.recv_fds(channel, HEADER, MAX_FDS, socket.MSG_CMSG_CLOEXEC)
+    head += _recv_exactly(channel, HEADER - len(head))
+    job = json.loads(_recv_exactly(channel, int.from_bytes(head, "big")))
+    if job.get("kind") != "python" or len(fds) != 4 + job["datasets"]:
+        raise ValueError("not a job this program runs")
+    job["result_fd"], job["status_fd"], job["stdout_fd"], job["stderr_fd"] = fds[:4]
+    job["dataset_fds"] = fds[4:]
+    return job
+
+
+def _recv_exactly(channel: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = channel.recv(size - len(data))
+        if not chunk:
+            raise EOFError("the host closed the socket")
+        data += chunk
+    return data
+
+
+def _redirect(job: dict[str, Any]) -> None:
+    """Make the run's own stdout and stderr files descriptors 1 and 2."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    for fd, target in ((job["stdout_fd"], 1), (job["stderr_fd"], 2)):
+        os.dup2(fd, target)
+        os.close(fd)
+
+
+def _cpu_used() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(job: dict[str, Any], main_pid: int, tools: dict[str, Any]) -> dict[str, Any]:
     limits = job["limits"]
-    _apply_limits(limits)
     frames = []
-    for dataset in job["datasets"]:
-        frames.append(read_table(dataset["fd"]))
-        os.close(dataset["fd"])
-    function = _define(job["source"], job["function"], {"pd": pd, "np": np})
+    for fd in job["dataset_fds"]:
+        frames.append(tools["read_table"](fd))
+        os.close(fd)
+    function = _define(job["source"], job["function"], {"pd": tools["pd"], "np": tools["np"]})
     result = function(*frames)
     if os.getpid() != main_pid:
         os._exit(0)
-    payload = encode(result)
+    payload = tools["encode"](result)
     if len(payload) > limits["output_mb"] * MIB:
         return _limit(
             "output",
@@ -95,8 +155,9 @@ def _run(job: dict[str, Any], main_pid: int) -> dict[str, Any]:
     return {"ok": True, "error": None, "error_type": None}
 
 
-def _apply_limits(limits: dict[str, Any]) -> None:
-    cpu = math.ceil(limits["cpu_seconds"])
+def _apply_limits(limits: dict[str, Any], used: float) -> None:
+    # RLIMIT_CPU counts the whole life of the process, imports included: count from here.
+    cpu = math.ceil(used + limits["cpu_seconds"])
     memory = limits["memory_mb"] * MIB
     size = limits["output_mb"] * MIB + FSIZE_SLACK
     # The hard CPU limit (SIGKILL) backs up the soft one (SIGXCPU), which code can ignore.

@@ -1,8 +1,10 @@
-"""The bubblewrap command line for one run, and the uid map that makes its limits bite.
+"""The bubblewrap command line for one jail, and the uid map that makes its limits bite.
 
 The jail sees, read-only: ``/usr`` (and the ``/bin``, ``/lib*`` links into it), the Python
-installation and the virtualenv at their own paths, ``rds.errors`` and ``rds.sandbox`` under
-``/opt/rds``, and each dataset directory at ``/data/<i>``. It writes only ``/scratch``
+installation and the virtualenv at their own paths, and ``rds.errors`` and ``rds.sandbox``
+under ``/opt/rds``. No dataset is mounted: each run's data files arrive as open descriptors,
+so the command line does not depend on the run and a jail can be started before its run
+is known (see ``_warm``). It writes only ``/scratch``
 (a size-limited tmpfs, also its cwd, HOME and ``/tmp``: no run can fill the host's disk).
 There is no ``/etc``, ``/home``, ``/root``, host ``/tmp``, network, or view of host
 processes.
@@ -32,7 +34,6 @@ from rds.errors import SandboxError, SandboxUnavailable
 JAIL_UID = 65534
 LIB = "/opt/rds"
 SCRATCH = "/scratch"
-DATA = "/data"
 _SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 
@@ -46,7 +47,6 @@ def command(
     *,
     python: Sequence[str],
     env: Mapping[str, str],
-    datasets: Sequence[Path],
     scratch_bytes: int,
     package: Path,
     init_file: Path,
@@ -74,7 +74,6 @@ def command(
     binds.append((str(init_file), f"{LIB}/rds/__init__.py"))
     binds.append((str(package / "errors.py"), f"{LIB}/rds/errors.py"))
     binds.append((str(package / "sandbox"), f"{LIB}/rds/sandbox"))
-    binds += [(str(path), f"{DATA}/{i}") for i, path in enumerate(datasets)]
 
     # Left to itself, bwrap (0.8) creates the missing parents of a bind mount with mode 0700,
     # which the unprivileged jail user could not traverse.
@@ -89,7 +88,11 @@ def command(
     for source, dest in binds:
         argv += ["--ro-bind", source, dest]
     argv += ["--size", str(scratch_bytes), "--perms", "1777", "--tmpfs", SCRATCH]
-    argv += ["--symlink", SCRATCH, "/tmp"]  # noqa: S108
+    # /tmp leads to scratch too, unless the Python installation itself lives under /tmp (a
+    # checkout there, as CI may use): then /tmp holds that read-only bind, and TMPDIR
+    # (set to scratch) is what tempfile uses.
+    if not any(dest == "/tmp" or dest.startswith("/tmp/") for _, dest in binds):  # noqa: S108
+        argv += ["--symlink", SCRATCH, "/tmp"]  # noqa: S108
     argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/", "--chdir", SCRATCH, "--"]
     if handshake is not None:
         setpriv = shutil.which("setpriv", path="/usr/bin:/bin")

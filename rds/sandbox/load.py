@@ -7,27 +7,39 @@ come back as ordinary object columns: a scientist's function sees the owner's ow
 exactly as in the mock (a Categorical would change ``groupby`` and ``value_counts``).
 Columns that were Categoricals stay Categoricals.
 
-Measured on 10M rows (int64, float64, a 50-value text column; 2 cores): the map itself
-takes 15 ms from the page cache and turning the text column back into objects ~0.1 s.
-``to_pandas(split_blocks=True)`` saves ~6 ms but hands back read-only numpy arrays, so
-``df.loc[0, "x"] = 1`` raises; ``self_destruct`` frees nothing when the buffers are a
-memory map; ``types_mapper=pd.ArrowDtype`` changes the dtypes users see. So ``read_table``
-uses plain ``to_pandas()``: ordinary, writable pandas columns.
+The file is mapped copy-on-write and its pages are pre-faulted (``MADV_POPULATE_READ``):
+numeric, date and categorical columns without nulls are handed to pandas *in place*, as
+ordinary writable numpy arrays over the mapping. A write to such a column copies only the
+page it touches, privately; the file never changes. Columns that need converting (text,
+nulls in integers, booleans) are converted as usual. The frame is not consolidated into 2-D
+blocks; pandas does that by itself if an operation needs it.
+
+Measured on 10M rows (four int64/float64 columns, two categoricals; 2 cores, page cache):
+``read_table`` takes ~20 ms, against ~120 ms for a plain ``to_pandas()`` copy, and the first
+group-by over the mapped columns runs as fast as over copied ones (without pre-faulting it
+was 2.5x slower). ``types_mapper=pd.ArrowDtype`` would also avoid the copy but changes the
+dtypes users see. The store replaces a dataset's files rather than rewriting them, so a
+mapped file never shrinks under a frame that uses it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rds.errors import InvalidInput
 
 TEXT_COLUMNS = b"rds:text_columns"
+#: ``madvise`` advice that maps a range's pages without writing them (Linux 5.14).
+MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -98,29 +110,78 @@ def read_table(source: Path | int) -> pd.DataFrame:
         table = pa.ipc.open_file(pa.py_buffer(mapped)).read_all()
     except pa.ArrowInvalid as exc:
         raise InvalidInput(f"{source} is not an Arrow IPC file ({exc}).") from None
-    text = json.loads((table.schema.metadata or {}).get(TEXT_COLUMNS, b"[]"))
-    frame = table.to_pandas()
-    for name in text:
-        frame[name] = _as_text(frame[name])
+    text = set(json.loads((table.schema.metadata or {}).get(TEXT_COLUMNS, b"[]")))
+    return _frame(table.to_pandas(split_blocks=True), text, mapped)
+
+
+def _frame(loaded: pd.DataFrame, text: set[str], mapped: mmap.mmap) -> pd.DataFrame:
+    """``loaded`` with text columns as objects and every column writable, without copies."""
+    import numpy as np
+    import pandas as pd
+
+    base = np.frombuffer(mapped, dtype=np.uint8).__array_interface__["data"][0]
+    columns: dict[int, Any] = {}
+    for position, name in enumerate(loaded.columns):
+        column = loaded.iloc[:, position]
+        if name in text and isinstance(column.dtype, pd.CategoricalDtype):
+            columns[position] = _as_text(column)
+        elif isinstance(column.dtype, np.dtype) and column.dtype.kind not in "mM":
+            columns[position] = _writable(column.to_numpy(), mapped, base)  # the array itself
+        else:
+            columns[position] = _writable(column.array, mapped, base)
+    # copy=False keeps one block per column: nothing is copied into consolidated blocks.
+    frame = pd.DataFrame(columns, index=loaded.index, copy=False)
+    frame.columns = loaded.columns
     return frame
 
 
-def _as_text(column: pd.Series) -> pd.Series:
-    """A dictionary-decoded Categorical back to an object column of the same strings."""
+def _writable(array: Any, mapped: mmap.mmap, base: int) -> Any:
+    """``array``, or the same values as a writable view of the copy-on-write mapping.
+
+    Arrow marks the numpy arrays it lends pandas read-only. Those that lie in ``mapped``
+    are viewed again through the mapping, which is writable (privately); any other
+    read-only one is copied. Arrays pandas made itself are writable already.
+    """
     import numpy as np
-    import pandas as pd
+
+    # An ndarray, or what backs a datetime, timedelta or categorical (its codes) column.
+    values = array if isinstance(array, np.ndarray) else getattr(array, "_ndarray", None)
+    if not isinstance(values, np.ndarray) or values.flags.writeable:
+        return array
+    start = values.__array_interface__["data"][0] - base
+    try:
+        if start < 0 or start + values.nbytes > len(mapped) or values.dtype.hasobject:
+            raise ValueError("not in the mapping")
+        view: np.ndarray = np.ndarray(
+            values.shape, values.dtype, buffer=mapped, offset=start, strides=values.strides
+        )
+    except (ValueError, TypeError):
+        view = values.copy()
+    return view if array is values else array._from_backing_data(view)
+
+
+def _as_text(column: pd.Series) -> np.ndarray:
+    """A dictionary-decoded Categorical back to an object array of the same strings."""
+    import numpy as np
 
     codes = column.cat.codes.to_numpy()
     values = np.asarray(column.cat.categories, dtype=object).take(codes)
     values[codes < 0] = None
-    return pd.Series(values, index=column.index, name=column.name, dtype=object)
+    return values
 
 
 def _map(fd: int, name: str) -> mmap.mmap:
+    """A private (copy-on-write) mapping of the whole file, its pages faulted in up front."""
     try:
-        return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        mapped = mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
     except ValueError:
         raise InvalidInput(f"{name} is empty; it is not an Arrow IPC file.") from None
+    if sys.platform == "linux":
+        # Faulting pages in one by one made the first pass over a 10M-row column 2.5x
+        # slower; populating maps them (no copy) in a few ms. Linux 5.14+; else a no-op.
+        with contextlib.suppress(OSError):
+            mapped.madvise(MADV_POPULATE_READ)
+    return mapped
 
 
 def _sorted_dictionary(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -74,7 +74,7 @@ class Ended:
     """How the process ended, as the host saw it."""
 
     status: int  # from wait4
-    cpu: float  # seconds of CPU used by the process and everything it started
+    cpu: float  # CPU seconds of the process and all it started, since it took the job
     timed_out: bool  # killed by the wall-clock timer
     duration: float
     sandboxed: bool

@@ -11,6 +11,11 @@ Limits and how each is enforced:
 - ``output_mb``: the encoded result is checked before it is written, and ``RLIMIT_FSIZE``
   caps every file the jail writes, stdout and stderr included.
 
+The limits apply from the moment the jail takes its job, after its imports. Every run has
+a jail of its own, which ends with it; to save the interpreter's start-up, the next jail is
+started in the background and waits for its job (``_warm``). Without a waiting
+jail, with a different ``BWRAP``, or unsandboxed, the run starts its jail itself.
+
 Examples
 --------
 >>> result = run_python("def f(df):\\n    return df.age.mean()\\n", "f", datasets=[ds_dir])
@@ -21,13 +26,10 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -35,8 +37,9 @@ from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
-from rds.errors import InvalidInput, SandboxError, SandboxUnavailable
-from rds.sandbox import _jail
+from rds.errors import InvalidInput, SandboxUnavailable
+from rds.sandbox import _warm
+from rds.sandbox._spawn import Jail, JailConfig
 from rds.sandbox.limits import SandboxLimits
 from rds.sandbox.result import Ended, RunResult, read_outcome
 
@@ -45,7 +48,8 @@ __all__ = ["BWRAP", "RunResult", "bwrap_available", "run_python"]
 #: The bubblewrap executable; read at call time so tests can point it elsewhere.
 BWRAP: str | None = shutil.which("bwrap")
 
-HANDSHAKE_SECONDS = 10.0
+#: Descriptors one job can carry (SCM_MAX_FD = 253, less result, status, stdout, stderr).
+MAX_DATASETS = 249
 
 
 def bwrap_available() -> bool:
@@ -80,7 +84,8 @@ def run_python(
     function_name
         The function to call, with one DataFrame per dataset.
     datasets
-        Dataset directories, each holding a ``data.arrow`` written by ``write_table``.
+        Dataset directories, each holding a ``data.arrow`` written by ``write_table``
+        (at most ``MAX_DATASETS``).
     limits
         What the run may consume.
     allow_unsandboxed
@@ -104,6 +109,8 @@ def run_python(
     if not function_name.isidentifier():
         raise InvalidInput(f"{function_name!r} is not a Python function name.")
     tables = [Path(d) / "data.arrow" for d in datasets]
+    if len(tables) > MAX_DATASETS:
+        raise InvalidInput(f"One run takes at most {MAX_DATASETS} datasets, not {len(tables)}.")
     for table in tables:
         if not table.is_file():
             raise InvalidInput(f"{table.parent} is not a dataset directory (no data.arrow).")
@@ -116,141 +123,83 @@ def run_python(
             "allow_unsandboxed=True knowing the code then runs with only resource limits "
             "and can read and write anything this user can."
         )
-    with tempfile.TemporaryDirectory(prefix="rds-run-") as tmp:
-        return _Run(Path(tmp), limits, bwrap if sandboxed else None).execute(
-            source, function_name, tables
-        )
+    config = JailConfig.for_run(bwrap if sandboxed else None, limits)
+    pool = _warm.POOL
+    with pool.running():
+        warm = pool.take(config) if sandboxed else None
+        if warm is not None:
+            # If the warm jail died before it took the job, no code ran: start a fresh one.
+            with contextlib.suppress(_NotTaken):
+                return _Run(warm, limits, cold=False).execute(source, function_name, tables)
+        return _Run(Jail.start(config), limits, cold=True).execute(source, function_name, tables)
+
+
+class _NotTaken(Exception):
+    """A warm jail ended before it took its job: none of the job's code ran."""
 
 
 class _Run:
-    """One execution: files, process, limits and the reading of what came back."""
+    """One execution in one jail: its files, the hand-over, limits and what came back."""
 
-    def __init__(self, workdir: Path, limits: SandboxLimits, bwrap: str | None) -> None:
-        self.workdir = workdir
+    def __init__(self, jail: Jail, limits: SandboxLimits, *, cold: bool) -> None:
+        self.jail = jail
         self.limits = limits
-        self.bwrap = bwrap
-        self.scratch = workdir / "scratch"
-        self.scratch.mkdir()
-        self.uid_map = bwrap is not None and _jail.needs_uid_map()
-        if self.uid_map:
-            os.chown(self.scratch, _jail.JAIL_UID, _jail.JAIL_UID)
-        self.files = {n: self._create(n) for n in ("job", "stdout", "stderr", "result", "status")}
+        self.cold = cold
+        self.workdir = jail.workdir
+        self.files: dict[str, int] = {}
 
     def _create(self, name: str) -> int:
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         return os.open(self.workdir / name, flags, 0o600)
 
     def execute(self, source: str, function_name: str, tables: list[Path]) -> RunResult:
-        data_fds = [os.open(t, os.O_RDONLY | os.O_CLOEXEC) for t in tables]
-        pipes: list[int] = []
+        """Run the job in the jail and read what came back.
+
+        Raises
+        ------
+        _NotTaken
+            If a warm jail ended before it took the job.
+        """
         try:
+            self.files = {n: self._create(n) for n in ("result", "status", "stdout", "stderr")}
+            data_fds = [os.open(t, os.O_RDONLY | os.O_CLOEXEC) for t in tables]
             job = {
                 "kind": "python",
                 "source": source,
                 "function": function_name,
-                "datasets": [
-                    {"fd": fd, "dir": self._data_dir(i, table)}
-                    for i, (fd, table) in enumerate(zip(data_fds, tables, strict=True))
-                ],
+                "datasets": len(tables),
                 "limits": asdict(self.limits),
-                "result_fd": self.files["result"],
-                "status_fd": self.files["status"],
             }
-            os.write(self.files["job"], json.dumps(job).encode("utf-8"))
-            os.lseek(self.files["job"], 0, os.SEEK_SET)
-            argv, env, cwd = self._command([t.parent for t in tables], pipes)
-            # Of the handshake pipes, bwrap gets only the ends it reads from and writes to.
-            keep = [self.files["result"], self.files["status"], *data_fds, *pipes[0::3]]
-            start = time.monotonic()
-            process = subprocess.Popen(
-                argv,
-                stdin=self.files["job"],
-                stdout=self.files["stdout"],
-                stderr=self.files["stderr"],
-                pass_fds=keep,
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-            )
-            status, cpu, timed_out = self._supervise(process, pipes, start)
-            duration = time.monotonic() - start
+            try:
+                ended = self._supervise(job, [*self.files.values(), *data_fds])
+            finally:
+                for fd in [*data_fds, *self.files.values()]:
+                    _close(fd)
+            self._add_boot_log()
+            return read_outcome(self.workdir, self.limits, ended)
         finally:
-            for fd in [*data_fds, *pipes, *self.files.values()]:
-                _close(fd)
-        ended = Ended(status, cpu, timed_out, duration, sandboxed=self.bwrap is not None)
-        return read_outcome(self.workdir, self.limits, ended)
+            self.jail.close()
 
-    def _data_dir(self, index: int, table: Path) -> str:
-        """Where the dataset's directory appears to the inner program."""
-        return f"{_jail.DATA}/{index}" if self.bwrap is not None else str(table.parent)
-
-    def _command(self, dirs: list[Path], pipes: list[int]) -> tuple[list[str], dict[str, str], str]:
-        package = Path(__file__).resolve().parent.parent
-        lib = self.workdir / "lib" / "rds"
-        lib.mkdir(parents=True)
-        (lib / "__init__.py").touch()
-        python = [sys.executable, "-B", "-P", "-m", "rds.sandbox._inner"]
-        if self.bwrap is None:
-            (lib / "errors.py").symlink_to(package / "errors.py")
-            (lib / "sandbox").symlink_to(package / "sandbox")
-            env = self._env(home=str(self.scratch), lib=str(lib.parent))
-            return python, env, str(self.scratch)
-        handshake = None
-        if self.uid_map:
-            block_r, block_w = os.pipe2(os.O_CLOEXEC)
-            info_r, info_w = os.pipe2(os.O_CLOEXEC)
-            pipes += [block_r, block_w, info_r, info_w]
-            handshake = (block_r, info_w)
-        argv = _jail.command(
-            self.bwrap,
-            python=python,
-            env=self._env(home=_jail.SCRATCH, lib=_jail.LIB),
-            datasets=dirs,
-            scratch_bytes=self.limits.scratch_mb * 1024 * 1024,
-            package=package,
-            init_file=lib / "__init__.py",
-            handshake=handshake,
-        )
-        return argv, {"PATH": "/usr/bin:/bin"}, str(self.workdir)
-
-    def _env(self, *, home: str, lib: str) -> dict[str, str]:
-        # Threads count against max_processes, and each thread reserves address space.
-        threads = str(max(1, min(os.cpu_count() or 1, 8, self.limits.max_processes // 8)))
-        env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8"}
-        env |= {"PYTHONPATH": lib, "PYTHONNOUSERSITE": "1", "PYTHONUNBUFFERED": "1"}
-        env |= {"OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
-        env |= {"MKL_NUM_THREADS": threads, "MALLOC_ARENA_MAX": "2"}
-        # jemalloc reserves address space that RLIMIT_AS counts and, when refused, loops on
-        # failing thread creation; the system allocator fails cleanly with MemoryError.
-        env |= {"ARROW_DEFAULT_MEMORY_POOL": "system"}
-        return env
-
-    def _supervise(
-        self, process: subprocess.Popen[bytes], pipes: list[int], start: float
-    ) -> tuple[int, float, bool]:
+    def _supervise(self, job: dict[str, object], fds: list[int]) -> Ended:
         lock = threading.Lock()
         state = {"finished": False, "timed_out": False}
+        process = self.jail.process
 
         def kill() -> None:
             with lock:
                 if not state["finished"]:
                     state["timed_out"] = True
-                    _killpg(process.pid)
+                    self.jail.kill()
 
-        timer = threading.Timer(self.limits.wall_seconds - (time.monotonic() - start), kill)
+        # The wall clock starts with the hand-over: a warm jail's imports are not the run's.
+        start = time.monotonic()
+        timer = threading.Timer(self.limits.wall_seconds, kill)
         timer.daemon = True
         timer.start()
         try:
-            if pipes:
-                block_r, block_w, info_r, info_w = pipes
-                _close(info_w)  # bwrap's ends: closed here so EOF means bwrap is gone
-                _close(block_r)
-                pipes[:] = [block_w, info_r]
-                try:
-                    _jail.map_uids(block_w, info_r, timeout=HANDSHAKE_SECONDS)
-                except (SandboxError, OSError) as exc:
-                    os.write(self.files["stderr"], f"rds: uid map failed: {exc}\n".encode())
-                    _killpg(process.pid)
+            before = self.jail.hand_over(job, fds)
+            if before is None and not self.cold:
+                self.jail.kill()
             # Wait without reaping so the timer can never signal a recycled process group.
             with contextlib.suppress(ChildProcessError):  # reaped by a SIGCHLD-ignoring host
                 os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
@@ -258,14 +207,27 @@ class _Run:
                 state["finished"] = True
         finally:
             timer.cancel()
+        duration = time.monotonic() - start
+        if before is None and not self.cold and not state["timed_out"]:
+            raise _NotTaken
+        sandboxed = self.jail.config.bwrap is not None
         try:
             _, status, usage = os.wait4(process.pid, 0)
         except ChildProcessError:  # nothing to learn from the exit; the status file decides
             process.returncode = 0
-            return 0, 0.0, state["timed_out"]
+            return Ended(0, 0.0, state["timed_out"], duration, sandboxed)
         process.returncode = os.waitstatus_to_exitcode(status)
-        _killpg(process.pid)  # stragglers of an unsandboxed run
-        return status, usage.ru_utime + usage.ru_stime, state["timed_out"]
+        if not sandboxed:
+            _killpg(process.pid)  # stragglers of an unsandboxed run
+        cpu = max(0.0, usage.ru_utime + usage.ru_stime - (before or 0.0))
+        return Ended(status, cpu, state["timed_out"], duration, sandboxed)
+
+    def _add_boot_log(self) -> None:
+        """Append what bwrap and the interpreter printed before the job to the run's stderr."""
+        log = self.jail.boot_log()
+        if log:
+            with (self.workdir / "stderr").open("ab") as handle:
+                handle.write(log)
 
 
 def _killpg(pgid: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import time
 from pathlib import Path
@@ -79,8 +80,27 @@ def test_loaded_columns_are_writable_like_any_dataframe(tmp_path: Path) -> None:
     loaded.loc[0, "score"] = 9.0
     loaded["id"] *= 2
     loaded.loc[1, "ward"] = "onco"
-    assert loaded.loc[0, "score"] == 9.0 and loaded["id"].tolist() == [0, 2, 4, 6, 8]
-    assert read_table(path).loc[0, "score"] == 0.5  # the file is untouched
+    # Columns lent by the file itself (no nulls to convert) are writable too.
+    loaded.loc[2, "level"] = "lo"
+    loaded.loc[3, "when"] = pd.Timestamp("2030-01-01")
+    loaded["id"].to_numpy()[4] = 99
+    loaded.loc[0, "flag"] = False
+    assert loaded.loc[0, "score"] == 9.0 and loaded["id"].tolist() == [0, 2, 4, 6, 99]
+    assert loaded.loc[2, "level"] == "lo" and loaded.loc[3, "when"].year == 2030
+    pd.testing.assert_frame_equal(read_table(path), frame())  # the file is untouched
+
+
+def test_columns_without_nulls_are_lent_by_the_file_not_copied(tmp_path: Path) -> None:
+    path = tmp_path / "data.arrow"
+    write_table(frame(), path)
+    loaded = read_table(path)
+    codes = loaded["level"].cat.codes.to_numpy()
+    for values in [loaded["id"].to_numpy(), loaded["when"].to_numpy(), codes]:
+        root = values
+        while isinstance(root, np.ndarray) and root.base is not None:
+            root = root.base
+        assert isinstance(root, mmap.mmap)
+    assert loaded["id"].to_numpy().flags.writeable  # (pandas lends .cat.codes read-only)
 
 
 def test_empty_frames_and_zero_rows(tmp_path: Path) -> None:

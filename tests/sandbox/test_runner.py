@@ -201,3 +201,31 @@ def test_importing_the_sandbox_does_not_import_torch() -> None:
     code = "import sys, rds.sandbox; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_python_installation_under_tmp_still_runs(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout (and so its venv) under /tmp, as CI may place it, must not break the jail."""
+    from rds.sandbox import _jail
+
+    assert str(tmp_path).startswith("/tmp/")
+    extra = tmp_path / "venv-under-tmp"
+    extra.mkdir()
+    (extra / "marker.txt").write_text("bound read-only")
+    roots = _jail._python_roots()
+    monkeypatch.setattr(_jail, "_python_roots", lambda: [*roots, str(extra)])
+    source = f"""
+def f(df):
+    import tempfile
+    with tempfile.NamedTemporaryFile(dir=None) as handle:  # TMPDIR is scratch
+        handle.write(b"x")
+        where = handle.name
+    return [open({str(extra / "marker.txt")!r}).read(), where]
+"""
+    # An unusual scratch size is a pool key no warm jail has: this run starts cold.
+    limits = SandboxLimits(cpu_seconds=20, memory_mb=1024, wall_seconds=60, scratch_mb=77)
+    result = run_python(source, "f", datasets=[dataset], limits=limits)
+    assert result.ok, result.error or result.stderr
+    assert result.value() == ["bound read-only", result.value()[1]]
+    assert str(result.value()[1]).startswith("/scratch/")

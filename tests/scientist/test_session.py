@@ -51,13 +51,16 @@ def test_request_released_end_to_end(
     assert preview.result == pytest.approx(private_frame["age"].mean())
     assert owner_req.status == "ran"
 
-    owner_req.approve()
+    owner_req.approve(note="aggregate over 400 patients")
     assert owner_req.status == "released"
     assert req.status == "released"
     assert req.result(timeout=30, progress=False) == pytest.approx(private_frame["age"].mean())
 
     events = [e.event for e in domain.ledger.entries()]
     assert events[-4:] == ["submitted", "ran", "approved", "released"]
+    [approval] = domain.ledger.events(event="approved", request=req.id)
+    assert approval.actor == domain.owner
+    assert approval.data["note"] == "aggregate over 400 patients"
     assert domain.ledger.verify() == len(events)
 
 
