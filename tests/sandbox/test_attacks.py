@@ -178,8 +178,11 @@ def test_nothing_is_written_outside_scratch(dataset: Path, tmp_path: Path) -> No
                     results.append(type(exc).__name__)
             with open("scratch-file", "w") as handle:  # the scratch dir itself is writable
                 handle.write("fine")
-            with open("/tmp/{marker}", "w") as handle:  # /tmp is the scratch dir too
+            import tempfile  # temporary files go to scratch (TMPDIR), never to the host
+
+            with open(tempfile.gettempdir() + "/{marker}", "w") as handle:
                 handle.write("fine")
+            results.append(tempfile.gettempdir())
             return results
         """,
         [dataset],
@@ -187,6 +190,7 @@ def test_nothing_is_written_outside_scratch(dataset: Path, tmp_path: Path) -> No
     outcomes = result.value()
     assert isinstance(outcomes, list)
     assert not [o for o in outcomes if o.startswith("WROTE")]
+    assert outcomes[-1] == "/scratch"
     for path in [dataset / marker, PACKAGE / marker, tmp_path / marker, Path("/tmp") / marker]:
         assert not path.exists()
 
