@@ -1,0 +1,1 @@
+"""Privacy checks: which SQL may be sent (``sql``); more checks join here."""
