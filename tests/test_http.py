@@ -146,6 +146,9 @@ def test_server_binds_loopback_without_cors(served: tuple[Path, str]) -> None:
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert "access-control-allow-origin" not in {k.lower() for k in response.headers}
+    # The listening socket is bound to 127.0.0.1 only (read from the kernel, so this holds
+    # even on a machine with no other interface to probe).
+    assert _listening_addresses(port) == {"0100007F"}
     # Nothing listens on the machine's other addresses.
     others = {
         info[4][0]
@@ -156,6 +159,17 @@ def test_server_binds_loopback_without_cors(served: tuple[Path, str]) -> None:
         with socket.socket() as s, pytest.raises(OSError):
             s.settimeout(1)
             s.connect((address, port))
+
+
+def _listening_addresses(port: int) -> set[str]:
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
 
 
 def test_cli_start_stop(tmp_path: Path) -> None:

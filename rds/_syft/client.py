@@ -151,10 +151,6 @@ class Connection:
         except SyftException as exc:
             raise InvalidInput(f"Could not create user {email!r}: {exc.public_message}") from None
 
-    def user_emails(self) -> list[str]:
-        with quiet():
-            return [u.email for u in self._client.users.get_all()]
-
     # -- requests ---------------------------------------------------------------
     def submit(self, *, source: str, dataset: DatasetRecord, meta: dict[str, Any]) -> str:
         """Submit ``source`` (one decorator-free function) as a request on ``dataset``."""

@@ -238,8 +238,11 @@ class Domain:
     def requests(self) -> list[OwnerRequest]:
         """Every request, oldest first (each is recorded in the ledger on first sight)."""
         records = sorted(self._conn.requests(), key=lambda r: r.submitted_at)
+        # One read of the ledger for the listing; append() still guards each new entry.
+        recorded = {e.data.get("once") for e in self.ledger.events(event="submitted")}
         for record in records:
-            self.note_submission(record)
+            if record.id not in recorded:
+                self.note_submission(record)
         return [OwnerRequest(self, record) for record in records]
 
     def request(self, request_id: str) -> OwnerRequest:

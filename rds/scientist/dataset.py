@@ -24,7 +24,9 @@ class RemoteDataset:
     >>> ds = session.dataset("patients")
     >>> ds.schema
     >>> ds.mock.head()
-    >>> req = ds.request(lambda_free_function, reason="why I need it")
+    >>> def mean_age(df):
+    ...     return df["age"].mean()
+    >>> req = ds.request(mean_age, reason="why I need it")
     """
 
     def __init__(self, session: Session, record: DatasetRecord) -> None:
