@@ -43,6 +43,7 @@ test: setup lint
 	$(VENV)/bin/pytest -q
 
 bench: setup
+	$(PIP) install -q -c requirements.lock -e '.[dev,bench]'
 	$(PY) benchmarks/run.py
 
 clean:

@@ -7,6 +7,8 @@
    then the scientist calls the function and syft executes it in-server; no sandbox).
 2. Data path: the sandboxed private run of a pandas group-by over N private rows, against the
    same function applied to the same data already in memory.
+3. DP SQL: a differentially private GROUP BY COUNT+AVG through rds, against raw DuckDB on the
+   same Parquet and OpenDP's own Polars API at the same ε (``benchmarks/dp_sql.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from dp_sql import dp_path  # benchmarks/ is on sys.path when run as a script
 
 import rds
 from rds.demo import transactions
@@ -168,12 +171,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--skip-fixed", action="store_true")
+    parser.add_argument("--only", choices=["fixed", "data", "dp"], nargs="+")
     args = parser.parse_args()
+    only = set(args.only or ["fixed", "data", "dp"])
     with tempfile.TemporaryDirectory(prefix="rds-bench-") as tmp:
-        if not args.skip_fixed:
+        if "fixed" in only:
             fixed_cost(Path(tmp), args.repeat)
-        data_path(Path(tmp), args.rows, args.repeat)
+        if "data" in only:
+            data_path(Path(tmp), args.rows, args.repeat)
+        if "dp" in only:
+            dp_path(Path(tmp), args.rows, args.repeat)
     print(f"\nEvery figure is the best of {args.repeat} runs.")
 
 

@@ -8,6 +8,7 @@ mock data, and sends requests that run in a sandbox and come back only when rele
 from rds.domain import Credentials, Domain, OwnerRequest, Policy, RunPreview
 from rds.errors import (
     AuthenticationFailed,
+    BudgetExceeded,
     DatasetNotFound,
     DomainError,
     DomainUnreachable,
@@ -25,6 +26,8 @@ from rds.errors import (
     SandboxUnavailable,
 )
 from rds.ledger import Ledger
+from rds.privacy.budget import Budget
+from rds.privacy.report import Check, CheckReport
 from rds.sandbox.limits import SandboxLimits
 from rds.scientist import RemoteDataset, Request, Session, connect
 
@@ -32,6 +35,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationFailed",
+    "Budget",
+    "BudgetExceeded",
+    "Check",
+    "CheckReport",
     "Credentials",
     "DatasetNotFound",
     "Domain",

@@ -1,8 +1,10 @@
 """``make demo``: a local demo domain over HTTP with real data, and JupyterLab on notebooks/.
 
 Seeds (once) scikit-learn's bundled breast-cancer and diabetes tables and a seeded
-synthetic ``transactions`` table of 1,000,000 rows, creates a scientist account, serves the
-domain on 127.0.0.1 and starts JupyterLab. Ctrl-C stops both.
+synthetic ``transactions`` table of 1,000,000 rows — with declared bounds, public categories,
+a privacy unit and policies, so SQL and differentially private requests work and are
+released by policy — creates a scientist account, serves the domain on 127.0.0.1 and
+starts JupyterLab. Ctrl-C stops both.
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ import pandas as pd
 from rds.domain import serve
 from rds.domain.domain import Domain
 from rds.domain.layout import Layout, write_private
+from rds.domain.policy import Policy
 
 SCIENTIST_EMAIL = "scientist@demo.example.org"
 TRANSACTION_ROWS = 1_000_000
+REGIONS = ("north", "south", "east", "west", "central")
+CATEGORIES = ("grocery", "fuel", "travel", "dining", "health", "online", "other")
 
 
 def transactions(rows: int = TRANSACTION_ROWS, seed: int = 2024) -> pd.DataFrame:
     """A seeded synthetic card-transactions table for SQL and group-by work."""
     rng = np.random.default_rng(seed)
-    regions = np.array(["north", "south", "east", "west", "central"])
-    categories = np.array(["grocery", "fuel", "travel", "dining", "health", "online", "other"])
+    regions, categories = np.array(REGIONS), np.array(CATEGORIES)
     return pd.DataFrame(
         {
             "customer_id": rng.integers(1, 200_001, rows),
@@ -58,24 +62,51 @@ def seed(path: Path) -> Path:
                 "breast_cancer",
                 load_breast_cancer(as_frame=True).frame,
                 "Wisconsin diagnostic breast cancer (569 patients)",
-                {},
+                {
+                    "bounds": {"mean radius": (0, 40), "mean area": (0, 3000)},
+                    "categories": {"target": [0, 1]},
+                    "policy": Policy(epsilon_budget=3.0, auto_release="dp"),
+                },
             ),
             (
                 "diabetes",
                 load_diabetes(as_frame=True, scaled=False).frame,
                 "Diabetes progression after one year (442 patients)",
-                {"age": (0, 120)},
+                {
+                    "bounds": {
+                        "age": (0, 120),
+                        "bmi": (10, 70),
+                        "bp": (40, 160),
+                        "target": (0, 400),
+                    },
+                    "categories": {"sex": [1.0, 2.0]},
+                    "policy": Policy(epsilon_budget=3.0, auto_release="dp"),
+                },
             ),
             (
                 "transactions",
                 transactions(),
-                "Synthetic card transactions (1,000,000 rows)",
-                {"amount": (0, 5000), "age": (18, 100)},
+                "Synthetic card transactions (1,000,000 rows, ~5 per customer)",
+                {
+                    "bounds": {"amount": (0, 5000), "age": (18, 100), "day": (0, 364)},
+                    "categories": {
+                        "region": list(REGIONS),
+                        "category": list(CATEGORIES),
+                    },
+                    "privacy_unit": "customer_id",
+                    "max_contributions": 10,
+                    "policy": Policy(
+                        identifying=["customer_id"],
+                        on_fail="suppress",
+                        epsilon_budget=5.0,
+                        auto_release="checked-sql",
+                    ),
+                },
             ),
         ]
-        for i, (name, frame, description, bounds) in enumerate(steps, 1):
+        for i, (name, frame, description, options) in enumerate(steps, 1):
             started = time.monotonic()
-            domain.publish(name, frame, description=description, bounds=bounds)
+            domain.publish(name, frame, description=description, **options)  # type: ignore[arg-type]
             took = time.monotonic() - started
             print(f"  [{i}/{len(steps)}] {name}: {len(frame):,} rows ({took:.1f}s)", flush=True)
         creds = domain.add_scientist(SCIENTIST_EMAIL, name="Demo Scientist")

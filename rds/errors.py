@@ -4,6 +4,7 @@ The tree::
 
     RDSError
     ├── InvalidInput            bad arguments or data given to rds (malformed CSV, bad name, …)
+    │   └── SQLError            DuckDB refused or could not run a query (its message, owner-only)
     ├── DomainError             a domain could not be created, opened or reached
     │   ├── DomainUnreachable   nothing answers at that URL / the server is not running
     │   └── AuthenticationFailed  wrong email or password
@@ -12,7 +13,8 @@ The tree::
     │   ├── MockRunFailed       the function failed on the mock; it was not submitted
     │   ├── RequestDenied       the owner denied it (``.reason``)
     │   ├── RequestFailed       it failed on the private data (``.summary`` is safe to show)
-    │   └── RequestTimeout      no decision within the time asked for
+    │   ├── RequestTimeout      no decision within the time asked for
+    │   └── BudgetExceeded      a DP request would spend more ε than remains (``.remaining``)
     ├── SandboxError            the sandbox could not run the code or refused its output
     │   ├── SandboxUnavailable  bubblewrap is missing and unsandboxed runs were not allowed
     │   ├── LimitExceeded       CPU, memory, process, wall-clock or output limit hit (``.limit``)
@@ -31,6 +33,10 @@ class RDSError(Exception):
 
 class InvalidInput(RDSError, ValueError):
     """Arguments or data given to rds are not usable."""
+
+
+class SQLError(InvalidInput):
+    """DuckDB refused or failed to run the query; the message is DuckDB's, for the owner."""
 
 
 class DomainError(RDSError):
@@ -91,6 +97,26 @@ class RequestFailed(RequestError):
 
 class RequestTimeout(RequestError, TimeoutError):
     """No decision arrived within the requested time."""
+
+
+class BudgetExceeded(RequestError):
+    """A differentially private request would exceed the owner's privacy budget.
+
+    ``requested`` and ``remaining`` are in ε; nothing was run and nothing was spent.
+    """
+
+    def __init__(
+        self, *, dataset: str, requested: float, remaining: float, unit: str = "ε"
+    ) -> None:
+        self.dataset = dataset
+        self.requested = requested
+        self.remaining = remaining
+        self.unit = unit
+        super().__init__(
+            f"This request would spend {unit}={requested:g} on {dataset!r}, but only "
+            f"{unit}={remaining:g} of your budget remains. Ask for less, or ask the data "
+            "owner to raise the budget."
+        )
 
 
 class SandboxError(RDSError):

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_all_is_sorted_and_complete() -> None:
     assert rds.__all__ == sorted(rds.__all__)
     public = {n for n in dir(rds) if (not n.startswith("_") and n[0].isupper()) or n == "connect"}
-    modules = {"domain", "errors", "ledger", "sandbox", "scientist"}
+    modules = {"domain", "errors", "ledger", "privacy", "sandbox", "scientist"}
     assert public - modules <= set(rds.__all__)
     for name in rds.__all__:
         assert getattr(rds, name) is not None
@@ -31,8 +31,8 @@ def test_every_error_derives_from_the_root() -> None:
         assert c.__name__ in errors.__doc__
 
 
-def test_import_rds_does_not_import_syft_torch_or_tornado() -> None:
-    heavy = "('syft', 'torch', 'tornado', 'ipywidgets')"
+def test_import_rds_does_not_import_heavy_packages() -> None:
+    heavy = "('syft', 'torch', 'tornado', 'ipywidgets', 'opendp', 'sqlglot', 'duckdb')"
     code = f"import sys, rds; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

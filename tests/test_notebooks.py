@@ -11,11 +11,33 @@ from tests.conftest import NOTEBOOKS, run_notebook
 COURSE = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 EXPECTED = {
     "01-quickstart.ipynb": ["denied: Row-level data", "entries verified:", "failed on the mock"],
+    "02-privacy-checks.ipynb": [
+        "refused: Refused: COPY",
+        "Checks failed (threshold",
+        "denied: Cells under 10 patients",
+        "verdict: warn",
+        "record_level",
+        "private_rows",
+        "policy:checked-sql",
+        "entries verified:",
+    ],
+    "03-dp-sql.ipynb": [
+        "Answered with differential privacy: ε=0.5 spent",
+        "patients_ci_low",
+        "refused: Refused for a DP query: GROUP BY 'age'",
+        "only ε=0.5 of your budget remains",
+        "<Budget diabetes: ε spent 1.9",
+        "entries verified:",
+    ],
 }
 
 
 def test_course_exists() -> None:
-    assert [p.name for p in COURSE][:1] == ["01-quickstart.ipynb"]
+    assert [p.name for p in COURSE][:3] == [
+        "01-quickstart.ipynb",
+        "02-privacy-checks.ipynb",
+        "03-dp-sql.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", COURSE, ids=lambda p: p.name)

@@ -120,6 +120,31 @@ class Connection:
         with quiet():
             self._client.upload_dataset(dataset)
 
+    def replace_dataset_meta(self, name: str, meta: dict[str, Any]) -> None:
+        """Replace a dataset's public metadata, keeping its description and mock.
+
+        syft 0.9.5 has no dataset update, so the dataset is soft-deleted (its assets kept,
+        so requests already made against it stay valid) and published again under the same
+        name. If publishing again fails, the old metadata is put back.
+        """
+        with quiet():
+            found = [d for d in self._client.api.services.dataset.get_all() if d.name == name]
+        if not found:
+            raise InvalidInput(f"No dataset named {name!r} in syft.")
+        old = found[0]
+        asset = old.asset_list[0]
+        with quiet():
+            mock = asset.mock
+            old_meta = _meta(_text(asset.description))
+            self._client.api.services.dataset.delete(uid=old.id, delete_assets=False)
+        frame = mock if isinstance(mock, pd.DataFrame) else pd.DataFrame(mock)
+        description = _text(old.description)
+        try:
+            self.upload_dataset(name, description=description, mock=frame, meta=meta)
+        except Exception:
+            self.upload_dataset(name, description=description, mock=frame, meta=old_meta)
+            raise
+
     def datasets(self) -> list[DatasetRecord]:
         """Every published dataset (mocks are fetched lazily)."""
         with quiet():
@@ -152,8 +177,11 @@ class Connection:
             raise InvalidInput(f"Could not create user {email!r}: {exc.public_message}") from None
 
     # -- requests ---------------------------------------------------------------
-    def submit(self, *, source: str, dataset: DatasetRecord, meta: dict[str, Any]) -> str:
-        """Submit ``source`` (one decorator-free function) as a request on ``dataset``."""
+    def submit(self, *, source: str, datasets: list[DatasetRecord], meta: dict[str, Any]) -> str:
+        """Submit ``source`` (one decorator-free function) as a request on ``datasets``.
+
+        The function takes one argument per dataset, in order.
+        """
         import syft as sy
 
         body, name, params = submission.function_source(source)
@@ -166,7 +194,8 @@ class Connection:
         exec(compile(text, filename, "exec"), namespace)  # noqa: S102 - defines the function only
         fn = namespace[name]
         with quiet():
-            syft_fn = sy.syft_function_single_use(**{params[0]: dataset.asset})(fn)
+            inputs = {param: ds.asset for param, ds in zip(params, datasets, strict=True)}
+            syft_fn = sy.syft_function_single_use(**inputs)(fn)
             request = self._client.code.request_code_execution(syft_fn)
         return str(request.id.no_dash)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,15 +43,23 @@ def new_identity_values() -> tuple[str, str]:
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Silence syft's prints, progress bars and its CRITICAL-level key-hash log line."""
+    """Silence syft's prints, progress bars, notebook displays and its key-hash log line."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR + 100)
+    # syft_function displays a "SyftSuccess ... create a project" banner in notebooks.
+    user_code = sys.modules.get("syft.service.code.user_code")
+    if user_code is not None:
+        user_code.display = _no_display  # type: ignore[attr-defined]
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             yield
     finally:
         root.setLevel(level)
+
+
+def _no_display(*_objects: Any, **_options: Any) -> None:
+    """Stands in for IPython's ``display`` inside syft while rds drives it."""
 
 
 def build_server(identity: ServerIdentity) -> Any:

@@ -17,11 +17,14 @@ import pandas as pd
 from rds.domain.layout import Layout, write_private
 from rds.domain.mock import synthesize_mock
 from rds.domain.policy import Policy
-from rds.domain.publish import Bounds, load_data, schema
+from rds.domain.publish import Bounds, Categories, load_data, schema
+from rds.domain.publish import privacy_unit as _privacy_unit
 from rds.domain.requests import OwnerRequest
 from rds.domain.store import PrivateStore, check_name
-from rds.errors import DomainError, InvalidInput
+from rds.errors import DatasetNotFound, DomainError, InvalidInput
 from rds.ledger import Ledger
+from rds.privacy import budget
+from rds.privacy.budget import Budget
 from rds.sandbox.limits import SandboxLimits
 
 
@@ -170,20 +173,30 @@ class Domain:
         description: str = "",
         policy: Policy | None = None,
         bounds: Bounds | None = None,
+        categories: Categories | None = None,
+        privacy_unit: str | None = None,
+        max_contributions: int = 1,
         contact: str | None = None,
         mock_rows: int | None = None,
     ) -> dict[str, Any]:
         """Publish a dataset: private data to the private store, metadata and mock to syft.
 
         ``mock=None`` synthesizes one (same schema, rough marginals, no real row, no rare
-        category). ``bounds`` declares numeric ranges per column (checked against the data).
-        Returns the public metadata.
+        category). ``bounds`` declares numeric ranges per column and ``categories`` the
+        public set of values of a column (both checked against the data); differentially
+        private queries clamp to the bounds and group only by declared categories.
+        ``privacy_unit`` names the column that identifies an individual (each row is one
+        individual when ``None``); DP queries count at most ``max_contributions`` rows per
+        individual. Returns the public metadata.
         """
         check_name(name)
         if name in self.store.names():
             raise InvalidInput(f"A dataset named {name!r} is already published.")
         frame = load_data(data)
-        columns = schema(frame, bounds)
+        columns = schema(frame, bounds, categories)
+        unit, needs_cap = _privacy_unit(frame, privacy_unit, max_contributions)
+        policy = policy or Policy()
+        policy.check_columns(frame.columns)
         if mock is None:
             mock = synthesize_mock(frame, rows=mock_rows)
         elif list(mock.columns) != list(frame.columns):
@@ -191,25 +204,72 @@ class Domain:
                 f"The mock's columns {list(mock.columns)} differ from the data's "
                 f"{list(frame.columns)}."
             )
-        policy = policy or Policy()
         meta = {
             "rows": len(frame),
             "schema": columns,
+            "privacy_unit": unit,
             "policy": policy.describe(),
             "contact": contact or self.owner,
         }
         directory = self.store.put(name, frame)
-        write_private(directory.parent / f"{name}.policy.json", json.dumps(policy.describe()))
+        write_private(self._policy_file(name), json.dumps(policy.describe()))
+        write_private(
+            self._meta_file(name),
+            json.dumps({"description": description, **meta, "needs_cap": needs_cap}),
+        )
         self._conn.upload_dataset(name, description=description, mock=mock, meta=meta)
         self.ledger.append(
-            "published", actor=self.owner, dataset=name, rows=len(frame), columns=len(columns)
+            "published",
+            actor=self.owner,
+            dataset=name,
+            rows=len(frame),
+            columns=len(columns),
+            policy=policy.describe(),
+            directory=directory.name,
         )
         return {"name": name, "description": description, **meta}
 
     def policy(self, dataset: str) -> Policy:
-        """The policy the dataset was published with."""
-        path = self.layout.private / f"{check_name(dataset)}.policy.json"
-        return Policy.from_description(json.loads(path.read_text()))
+        """The dataset's current policy."""
+        return Policy.from_description(json.loads(self._policy_file(dataset).read_text()))
+
+    def set_policy(self, dataset: str, policy: Policy, *, note: str | None = None) -> None:
+        """Change a dataset's policy; the change (old and new) is recorded in the ledger.
+
+        Scientists see the new policy with the dataset's metadata. ε already spent stays
+        spent; a lower ``epsilon_budget`` only limits future requests.
+        """
+        if not isinstance(policy, Policy):
+            raise InvalidInput(f"set_policy() takes an rds.Policy, not {type(policy).__name__}.")
+        old = self.policy(dataset)
+        info = self.dataset_info(dataset)
+        policy.check_columns([c["name"] for c in info["schema"]])
+        write_private(self._policy_file(dataset), json.dumps(policy.describe()))
+        public = {k: info[k] for k in ("rows", "schema", "privacy_unit", "contact")}
+        self._conn.replace_dataset_meta(dataset, {**public, "policy": policy.describe()})
+        info["policy"] = policy.describe()
+        write_private(self._meta_file(dataset), json.dumps(info))
+        self.ledger.append(
+            "policy_changed",
+            actor=self.owner,
+            dataset=dataset,
+            old=old.describe(),
+            new=policy.describe(),
+            note=(note or "").strip() or None,
+        )
+
+    def dataset_info(self, dataset: str) -> dict[str, Any]:
+        """The owner's record of a dataset: public metadata plus private facts about it."""
+        path = self._meta_file(dataset)
+        if not path.exists():
+            raise DatasetNotFound(dataset, self.store.names())
+        return dict(json.loads(path.read_text()))
+
+    def _policy_file(self, dataset: str) -> Path:
+        return self.layout.private / f"{check_name(dataset)}.policy.json"
+
+    def _meta_file(self, dataset: str) -> Path:
+        return self.layout.private / f"{check_name(dataset)}.meta.json"
 
     @property
     def datasets(self) -> pd.DataFrame:
@@ -250,6 +310,27 @@ class Domain:
         record = self._conn.request(request_id)
         self.note_submission(record)
         return OwnerRequest(self, record)
+
+    def auto_release(self, request_id: str) -> str | None:
+        """Apply the datasets' ``auto_release`` policy to a waiting request.
+
+        A served domain does this for every request as it arrives; returns ``"released"``,
+        ``"denied"`` or ``None`` (left for a human).
+        """
+        from rds.domain.autorelease import auto_release
+
+        return auto_release(self, self.request(request_id))
+
+    def budget(self, dataset: str, scientist: str) -> Budget:
+        """A scientist's ε budget on ``dataset``, from the ledger."""
+        policy = self.policy(dataset)
+        return budget.from_ledger(
+            self.ledger.entries(),
+            scientist=scientist,
+            dataset=dataset,
+            epsilon_budget=policy.epsilon_budget,
+            delta_budget=policy.delta_budget,
+        )
 
     def note_submission(self, record: Any) -> None:
         """Record a request's submission in the ledger, once."""

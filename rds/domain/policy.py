@@ -1,47 +1,165 @@
-"""What a data owner decides about a dataset when publishing it."""
+"""What a data owner decides about a dataset: disclosure rules, privacy budget, release."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rds.errors import InvalidInput
 from rds.sandbox.limits import SandboxLimits
+
+ON_FAIL = ("block", "suppress")
+AUTO_RELEASE = (None, "dp", "checked-sql")
+_RELEASE_TEXT = {
+    None: "manual review by the data owner",
+    "dp": "differentially private answers within budget are released automatically; "
+    "everything else is reviewed by the data owner",
+    "checked-sql": "differentially private answers within budget and SQL aggregates that "
+    "pass every disclosure check are released automatically; Python functions are "
+    "reviewed by the data owner",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
 class Policy:
-    """Release rules for one dataset; shown to scientists as part of its metadata.
+    """Release rules for one dataset; public, shown to scientists with its metadata.
 
     Parameters
     ----------
+    min_cell_count
+        Threshold rule: each released cell must come from at least this many records
+        (ACRO's default, 10).
+    dominance
+        ``(n, k)``: the ``n`` largest contributions to a cell may make up at most ``k`` of
+        its total (ACRO: 2 and 0.9).
+    p_ratio
+        The records other than the two largest must add up to at least ``p_ratio`` of the
+        largest (ACRO: 0.1).
+    on_fail
+        ``"block"``: a result with a failing cell waits for the owner, who must write a
+        justification to release it. ``"suppress"``: failing cells are blanked and the rest
+        is released.
+    identifying
+        Columns whose values identify people (names, record numbers): a Python result
+        containing any of their values fails its checks.
+    non_sensitive
+        Columns whose row-level values may be released: a SQL query that returns individual
+        rows passes only if it touches these columns alone.
+    epsilon_budget
+        Total ε each scientist may spend on differentially private queries over this
+        dataset; ``None`` offers no DP queries.
+    delta_budget
+        Total δ each scientist may spend (Gaussian-noise queries need a δ > 0).
+    auto_release
+        ``None`` (a human decides everything), ``"dp"`` (DP answers within budget go out at
+        once) or ``"checked-sql"`` (also SQL aggregates whose checks all pass). Python
+        functions always wait for a human.
     limits
         Sandbox limits for runs on this dataset; the domain's defaults when ``None``.
 
-    Every result is released by a human decision (``Request.approve``) recorded in the
-    ledger with the owner's name.
-
     Examples
     --------
-    >>> Policy(limits=SandboxLimits(wall_seconds=60)).describe()["release"]
-    'manual review by the data owner'
+    >>> Policy(epsilon_budget=3.0, auto_release="dp").describe()["epsilon_budget"]
+    3.0
     """
 
+    min_cell_count: int = 10
+    dominance: tuple[int, float] = (2, 0.9)
+    p_ratio: float = 0.1
+    on_fail: str = "block"
+    identifying: Sequence[str] = field(default=())
+    non_sensitive: Sequence[str] = field(default=())
+    epsilon_budget: float | None = None
+    delta_budget: float = 0.0
+    auto_release: str | None = None
     limits: SandboxLimits | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.min_cell_count, bool) or not isinstance(self.min_cell_count, int):
+            raise InvalidInput("min_cell_count must be a whole number of records.")
+        if self.min_cell_count < 1:
+            raise InvalidInput("min_cell_count must be at least 1.")
+        try:
+            n, k = self.dominance
+        except (TypeError, ValueError):
+            raise InvalidInput("dominance must be a pair (n, k), e.g. (2, 0.9).") from None
+        if not isinstance(n, int) or n < 1 or not 0 < float(k) <= 1:
+            raise InvalidInput(f"dominance (n, k) needs n ≥ 1 and 0 < k ≤ 1; got {self.dominance}.")
+        object.__setattr__(self, "dominance", (n, float(k)))
+        if not 0 <= float(self.p_ratio) < 1:
+            raise InvalidInput(f"p_ratio must lie in [0, 1); got {self.p_ratio}.")
+        if self.on_fail not in ON_FAIL:
+            raise InvalidInput(f"on_fail must be 'block' or 'suppress', not {self.on_fail!r}.")
+        if self.auto_release not in AUTO_RELEASE:
+            raise InvalidInput(
+                f"auto_release must be None, 'dp' or 'checked-sql', not {self.auto_release!r}."
+            )
+        for name in ("identifying", "non_sensitive"):
+            object.__setattr__(self, name, _columns(getattr(self, name), name))
+        both = sorted(set(self.identifying) & set(self.non_sensitive))
+        if both:
+            raise InvalidInput(f"Columns cannot be identifying and non-sensitive at once: {both}.")
+        if self.epsilon_budget is not None:
+            budget = float(self.epsilon_budget)
+            if not math.isfinite(budget) or budget < 0:
+                raise InvalidInput(f"epsilon_budget must be a finite ε ≥ 0; got {budget}.")
+            object.__setattr__(self, "epsilon_budget", budget)
+        if not 0 <= float(self.delta_budget) < 1:
+            raise InvalidInput(f"delta_budget must lie in [0, 1); got {self.delta_budget}.")
+        object.__setattr__(self, "delta_budget", float(self.delta_budget))
+
+    @property
+    def sdc_rules(self) -> Any:
+        """The disclosure-control thresholds as ``rds.privacy.sdc.SDCRules``."""
+        from rds.privacy.sdc import SDCRules
+
+        return SDCRules(
+            min_cell_count=self.min_cell_count, dominance=self.dominance, p_ratio=self.p_ratio
+        )
+
+    def check_columns(self, columns: Collection[str]) -> None:
+        """Refuse column lists naming columns the dataset does not have."""
+        unknown = sorted((set(self.identifying) | set(self.non_sensitive)) - set(columns))
+        if unknown:
+            raise InvalidInput(f"The policy names columns the dataset does not have: {unknown}.")
+
     def describe(self) -> dict[str, Any]:
-        """A JSON-safe summary for the dataset's public metadata."""
-        summary: dict[str, Any] = {"release": "manual review by the data owner"}
+        """A JSON-safe summary for the dataset's public metadata (and for storing it)."""
+        summary: dict[str, Any] = {
+            "release": _RELEASE_TEXT[self.auto_release],
+            "min_cell_count": self.min_cell_count,
+            "dominance": list(self.dominance),
+            "p_ratio": self.p_ratio,
+            "on_fail": self.on_fail,
+            "identifying": list(self.identifying),
+            "non_sensitive": list(self.non_sensitive),
+            "epsilon_budget": self.epsilon_budget,
+            "delta_budget": self.delta_budget,
+            "auto_release": self.auto_release,
+        }
         if self.limits is not None:
-            summary["limits"] = {
-                "cpu_seconds": self.limits.cpu_seconds,
-                "memory_mb": self.limits.memory_mb,
-                "wall_seconds": self.limits.wall_seconds,
-                "output_mb": self.limits.output_mb,
-            }
+            summary["limits"] = asdict(self.limits)
         return summary
 
     @classmethod
     def from_description(cls, summary: dict[str, Any]) -> Policy:
         """Rebuild the policy from ``describe()``'s output (kept in the domain directory)."""
-        limits = summary.get("limits")
-        return cls(limits=SandboxLimits(**limits) if limits else None)
+        fields = {k: v for k, v in summary.items() if k in cls.__dataclass_fields__}
+        limits = fields.pop("limits", None)
+        if "dominance" in fields:
+            fields["dominance"] = tuple(fields["dominance"])
+        return cls(**fields, limits=SandboxLimits(**limits) if limits else None)
+
+
+def _columns(value: Any, name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    try:
+        columns = tuple(value)
+    except TypeError:
+        raise InvalidInput(f"{name} must be a list of column names.") from None
+    if not all(isinstance(c, str) and c for c in columns):
+        raise InvalidInput(f"{name} must be a list of column names; got {list(columns)}.")
+    return columns

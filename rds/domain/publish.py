@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import pandas as pd
 from rds.errors import InvalidInput
 
 Bounds = Mapping[str, tuple[float, float]]
+Categories = Mapping[str, Sequence[Any]]
 
 
 def load_data(data: pd.DataFrame | str | Path) -> pd.DataFrame:
@@ -59,12 +60,20 @@ def _read_file(path: Path) -> pd.DataFrame:
     raise InvalidInput(f"Unsupported file type {suffix!r}: publish CSV or Parquet.")
 
 
-def schema(frame: pd.DataFrame, bounds: Bounds | None) -> list[dict[str, Any]]:
-    """Public column descriptions; declared bounds are checked against the data."""
+def schema(
+    frame: pd.DataFrame, bounds: Bounds | None, categories: Categories | None = None
+) -> list[dict[str, Any]]:
+    """Public column descriptions; declared bounds and category domains are checked.
+
+    ``categories`` declares a column's public domain (every value it may take, known
+    without looking at the data), which differentially private GROUP BYs need.
+    """
     bounds = dict(bounds or {})
-    unknown = sorted(set(bounds) - set(frame.columns))
-    if unknown:
-        raise InvalidInput(f"Bounds given for unknown columns: {unknown}.")
+    categories = dict(categories or {})
+    for given, what in ((bounds, "Bounds"), (categories, "Categories")):
+        unknown = sorted(set(given) - set(frame.columns))
+        if unknown:
+            raise InvalidInput(f"{what} given for unknown columns: {unknown}.")
     columns = []
     for name in frame.columns:
         col = frame[name]
@@ -76,8 +85,33 @@ def schema(frame: pd.DataFrame, bounds: Bounds | None) -> list[dict[str, Any]]:
         }
         if name in bounds:
             entry["bounds"] = list(_checked_bounds(col, bounds[name]))
+        if name in categories:
+            entry["categories"] = _checked_categories(col, categories[name])
         columns.append(entry)
     return columns
+
+
+def privacy_unit(
+    frame: pd.DataFrame, column: str | None, max_contributions: int
+) -> tuple[dict[str, Any], bool]:
+    """The public description of who a record belongs to, and whether rows must be capped.
+
+    Without a unit column each row is one individual. With one, differentially private
+    queries count at most ``max_contributions`` rows per individual; the second value says
+    whether the data holds anyone with more rows than that (then queries cap them).
+    """
+    if isinstance(max_contributions, bool) or not isinstance(max_contributions, int):
+        raise InvalidInput("max_contributions must be a whole number of rows.")
+    if max_contributions < 1:
+        raise InvalidInput("max_contributions must be at least 1.")
+    if column is None:
+        return {"column": None, "max_contributions": 1}, False
+    if column not in frame.columns:
+        raise InvalidInput(f"The privacy unit {column!r} is not a column of the data.")
+    if frame[column].isna().any():
+        raise InvalidInput(f"The privacy unit {column!r} has missing values; every row needs one.")
+    most = int(frame[column].value_counts().max())
+    return {"column": column, "max_contributions": max_contributions}, most > max_contributions
 
 
 def _checked_bounds(col: pd.Series, pair: tuple[float, float]) -> tuple[float, float]:
@@ -96,3 +130,22 @@ def _checked_bounds(col: pd.Series, pair: tuple[float, float]) -> tuple[float, f
             f"[{low}, {high}]; widen the bounds or clean the data."
         )
     return low, high
+
+
+def _checked_categories(col: pd.Series, values: Sequence[Any]) -> list[Any]:
+    if isinstance(values, str) or not isinstance(values, Sequence | set | frozenset):
+        raise InvalidInput(f"Categories for {col.name!r} must be a list of values.")
+    domain = [v.item() if hasattr(v, "item") else v for v in values]
+    if not domain or not all(isinstance(v, str | int | float | bool) for v in domain):
+        raise InvalidInput(
+            f"Categories for {col.name!r} must be a non-empty list of strings or numbers."
+        )
+    if len(set(domain)) != len(domain):
+        raise InvalidInput(f"Categories for {col.name!r} repeat a value.")
+    outside = sorted(map(str, set(col.dropna().unique()) - set(domain)))
+    if outside:
+        raise InvalidInput(
+            f"{len(outside)} value(s) of {col.name!r} are not among its declared categories; "
+            "declare every value the column can take."
+        )
+    return domain

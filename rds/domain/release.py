@@ -1,8 +1,10 @@
 """What crosses from owner to scientist through syft: a small self-describing envelope.
 
 ``MAGIC | 4-byte header length | JSON header | payload``. The header says whether the run
-succeeded, the safe failure summary, and any logs the owner chose to release; the payload
-is the sandbox codec's bytes, passed on untouched (never pickle).
+succeeded, the safe failure summary, any logs the owner chose to release, the check report
+as the scientist may see it (verdicts and explanations, no figures), and for differentially
+private answers the ε spent and noise scales; the payload is the sandbox codec's bytes,
+passed on untouched (never pickle).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from rds.errors import RDSError
 
@@ -23,10 +26,19 @@ class Release:
     summary: str | None = None
     stdout: str | None = None
     stderr: str | None = None
+    checks: dict[str, Any] | None = None
+    privacy: dict[str, Any] | None = None
 
     def pack(self) -> bytes:
         header = json.dumps(
-            {"ok": self.ok, "summary": self.summary, "stdout": self.stdout, "stderr": self.stderr}
+            {
+                "ok": self.ok,
+                "summary": self.summary,
+                "stdout": self.stdout,
+                "stderr": self.stderr,
+                "checks": self.checks,
+                "privacy": self.privacy,
+            }
         ).encode()
         return MAGIC + struct.pack(">I", len(header)) + header + self.payload
 
@@ -46,4 +58,6 @@ class Release:
             summary=header.get("summary"),
             stdout=header.get("stdout"),
             stderr=header.get("stderr"),
+            checks=header.get("checks"),
+            privacy=header.get("privacy"),
         )

@@ -1,4 +1,4 @@
-"""A request as the data owner sees it: run it in the sandbox, then approve or deny."""
+"""A request as the data owner sees it: run it in the sandbox, check it, approve or deny."""
 
 from __future__ import annotations
 
@@ -11,18 +11,23 @@ from typing import TYPE_CHECKING, Any
 
 from rds.domain.layout import write_private
 from rds.domain.release import Release
-from rds.errors import InvalidInput, RDSError, SandboxUnavailable
-from rds.sandbox import runner
+from rds.errors import BudgetExceeded, InvalidInput, RDSError, SandboxUnavailable
+from rds.privacy import budget
 from rds.sandbox.codec import decode
 
 if TYPE_CHECKING:
     from rds._syft.client import RequestRecord
     from rds.domain.domain import Domain
+    from rds.privacy.report import CheckReport
 
 
 @dataclass(frozen=True)
 class RunPreview:
-    """The owner-only outcome of a private run. Nothing here has been released."""
+    """The owner-only outcome of a private run. Nothing here has been released.
+
+    ``result`` is exactly what approving would release (after suppression or noise);
+    ``checks`` is the full check report, figures included.
+    """
 
     ok: bool
     result: Any
@@ -32,36 +37,50 @@ class RunPreview:
     error_type: str | None
     duration: float
     sandboxed: bool
+    checks: CheckReport
+    privacy: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         state = "ok" if self.ok else f"failed ({self.error_type})"
-        return f"<RunPreview {state}, {self.duration:.2f}s, sandboxed={self.sandboxed}>"
+        return (
+            f"<RunPreview {state}, checks {self.checks.verdict}, {self.duration:.2f}s, "
+            f"sandboxed={self.sandboxed}>"
+        )
 
 
 class OwnerRequest:
     """One computation request, from the owner's side.
 
-    Attributes: ``id``, ``code`` (the function's source), ``scientist``, ``dataset``,
-    ``kind``, ``reason``, ``submitted_at`` and ``status`` (``"submitted"``, ``"ran"``,
+    Attributes: ``id``, ``kind`` (``"python"``, ``"sql"`` or ``"dp"``), ``code`` (the
+    function's source), ``sql``, ``epsilon``/``delta`` (DP), ``scientist``, ``dataset`` and
+    ``datasets``, ``reason``, ``submitted_at`` and ``status`` (``"submitted"``, ``"ran"``,
     ``"released"`` or ``"denied"``).
 
     Examples
     --------
     >>> req = domain.requests[-1]
     >>> preview = req.run()        # sandboxed, on the private data, owner-only
+    >>> preview.checks             # the disclosure checks of what would be released
     >>> req.approve()              # releases preview.result to the scientist
     """
 
     def __init__(self, domain: Domain, record: RequestRecord) -> None:
+        meta = record.meta
         self._domain = domain
         self._record = record
         self.id = record.id
         self.code = record.source
         self.scientist = record.scientist
-        self.dataset: str | None = record.meta.get("dataset")
-        self.kind: str = record.meta.get("kind", "syft")
-        self.function: str | None = record.meta.get("function")
-        self.reason: str = record.meta.get("reason", "")
+        self.kind: str = meta.get("kind", "syft")
+        self.dataset: str | None = meta.get("dataset")
+        self.datasets: list[str] = list(
+            meta.get("datasets") or ([self.dataset] if self.dataset else [])
+        )
+        self.function: str | None = meta.get("function")
+        self.sql: str = str(meta.get("sql") or "")
+        self.epsilon: float = float(meta.get("epsilon") or 0.0)
+        self.delta: float = float(meta.get("delta") or 0.0)
+        self.reason: str = meta.get("reason", "")
         self.submitted_at: datetime = record.submitted_at
         self._dir = domain.layout.runs / record.id
 
@@ -76,64 +95,54 @@ class OwnerRequest:
 
     # -- running -----------------------------------------------------------------
     def run(self) -> RunPreview:
-        """Run the request in the sandbox on the private data; return an owner-only preview."""
-        if self.kind != "python" or not self.function or not self.dataset:
-            raise RDSError(
-                "This request was not made with rds (no rds header), so rds cannot run it; "
-                "deny it with a reason."
-            )
+        """Run the request in the sandbox on the private data; return an owner-only preview.
+
+        A differentially private request reserves its ε first (refused, and denied, if it
+        would exceed the budget) and runs once: its noisy answer is fixed after that.
+        """
+        from rds.domain.runs import run_request
+
+        if self.kind == "dp" and self.preview is not None and self.preview.ok:
+            return self.preview
         domain = self._domain
-        if self.dataset not in domain.store.names():
-            raise RDSError(f"The request names dataset {self.dataset!r}, which is not published.")
-        limits = domain.policy(self.dataset).limits or domain.limits
         try:
-            outcome = runner.run_python(
-                self.code,
-                self.function,
-                datasets=[domain.store.directory(self.dataset)],
-                limits=limits,
-                allow_unsandboxed=domain.allow_unsandboxed,
-            )
+            outcome = run_request(domain, self)
         except SandboxUnavailable:
             domain.ledger.append("run_refused", actor=domain.owner, request=self.id)
             raise
-        if not outcome.sandboxed:
+        except BudgetExceeded as exc:
+            self._deny(str(exc), actor="policy:epsilon_budget")
+            raise
+        run = outcome.run
+        if not run["sandboxed"]:
             warnings.warn(
                 "This request ran WITHOUT the bubblewrap sandbox (allow_unsandboxed=True): "
                 "its code could read anything this user can. Install bubblewrap.",
                 RuntimeWarning,
                 stacklevel=2,
             )
-        payload = outcome.payload or b""
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        (self._dir / "payload.bin").write_bytes(payload)
-        run = {
-            "ok": outcome.ok,
-            "stdout": outcome.stdout,
-            "stderr": outcome.stderr,
-            "error": outcome.error,
-            "error_type": outcome.error_type,
-            "duration": outcome.duration,
-            "sandboxed": outcome.sandboxed,
-            "sha256": hashlib.sha256(payload).hexdigest(),
-        }
+        (self._dir / "payload.bin").write_bytes(outcome.payload)
+        write_private(self._dir / "checks.json", json.dumps(outcome.report.to_dict()))
         write_private(self._dir / "run.json", json.dumps(run))
         domain.ledger.append(
             "ran",
             actor=domain.owner,
             request=self.id,
             dataset=self.dataset,
-            ok=outcome.ok,
-            error_type=outcome.error_type,
-            duration=round(outcome.duration, 4),
-            sandboxed=outcome.sandboxed,
+            kind=self.kind,
+            ok=run["ok"],
+            error_type=run["error_type"],
+            duration=round(run["duration"], 4),
+            sandboxed=run["sandboxed"],
+            checks=outcome.report.verdict,
             result_sha256=run["sha256"],
         )
-        if not outcome.sandboxed:
+        if not run["sandboxed"]:
             domain.ledger.append(
                 "unsandboxed_run", actor=domain.owner, request=self.id, warning="no bubblewrap"
             )
-        return self._preview(run, payload)
+        return self._preview(run, outcome.payload, outcome.report)
 
     @property
     def preview(self) -> RunPreview | None:
@@ -141,10 +150,20 @@ class OwnerRequest:
         if not (self._dir / "run.json").exists():
             return None
         run = json.loads((self._dir / "run.json").read_text())
-        return self._preview(run, (self._dir / "payload.bin").read_bytes())
+        return self._preview(run, (self._dir / "payload.bin").read_bytes(), self.checks)
+
+    @property
+    def checks(self) -> CheckReport | None:
+        """The full check report of the last run (owner-only figures included)."""
+        from rds.privacy.report import CheckReport
+
+        path = self._dir / "checks.json"
+        return CheckReport.from_dict(json.loads(path.read_text())) if path.exists() else None
 
     @staticmethod
-    def _preview(run: dict[str, Any], payload: bytes) -> RunPreview:
+    def _preview(run: dict[str, Any], payload: bytes, checks: CheckReport | None) -> RunPreview:
+        from rds.privacy.report import CheckReport
+
         return RunPreview(
             ok=run["ok"],
             result=decode(payload) if run["ok"] else None,
@@ -154,15 +173,41 @@ class OwnerRequest:
             error_type=run["error_type"],
             duration=run["duration"],
             sandboxed=run["sandboxed"],
+            checks=checks or CheckReport(()),
+            privacy=run.get("privacy"),
         )
 
     # -- deciding ----------------------------------------------------------------
-    def approve(self, *, note: str | None = None, release_logs: bool = False) -> None:
+    def approve(
+        self,
+        *,
+        note: str | None = None,
+        justification: str | None = None,
+        release_logs: bool = False,
+    ) -> None:
         """Release the previewed result (or, for a failed run, its safe summary).
 
-        ``note`` says why, for the ledger. stdout and stderr stay with the owner unless
-        ``release_logs=True``.
+        ``note`` says why, for the ledger. When a check failed, releasing needs a written
+        ``justification``, which the ledger keeps. stdout and stderr stay with the owner
+        unless ``release_logs=True``.
         """
+        self._release(
+            actor=self._domain.owner,
+            note=note,
+            justification=justification,
+            release_logs=release_logs,
+            policy=None,
+        )
+
+    def _release(
+        self,
+        *,
+        actor: str,
+        note: str | None,
+        justification: str | None,
+        release_logs: bool,
+        policy: str | None,
+    ) -> None:
         if self.status in {"released", "denied"}:
             raise RDSError(f"This request is already {self.status}.")
         if not (self._dir / "run.json").exists():
@@ -171,35 +216,68 @@ class OwnerRequest:
         payload = (self._dir / "payload.bin").read_bytes()
         if hashlib.sha256(payload).hexdigest() != run["sha256"]:
             raise RDSError("The stored result no longer matches the run the owner saw; run again.")
+        from rds.privacy.report import CheckReport
+
+        report = self.checks or CheckReport(())
+        justification = (justification or "").strip() or None
+        if report.failed and justification is None:
+            failed = ", ".join(c.rule for c in report.failed)
+            raise RDSError(
+                f"Checks failed ({failed}). Deny the request, or release it anyway with a "
+                "written justification: approve(justification='...'); it goes in the ledger."
+            )
         release = Release(
             ok=run["ok"],
             payload=payload if run["ok"] else b"",
             summary=None if run["ok"] else run["error_type"],
             stdout=run["stdout"] if release_logs else None,
             stderr=run["stderr"] if release_logs else None,
+            checks=report.for_scientist().to_dict(),
+            privacy=run.get("privacy"),
         )
         domain = self._domain
         domain.ledger.append(
             "approved",
-            actor=domain.owner,
+            actor=actor,
             request=self.id,
             dataset=self.dataset,
+            kind=self.kind,
             result_sha256=run["sha256"],
             release_logs=release_logs,
+            checks=report.verdict,
+            failed_checks=[c.rule for c in report.failed],
+            justification=justification,
+            policy=policy,
             note=(note or "").strip() or None,
         )
         domain._conn.deposit(self.id, release.pack())
-        domain.ledger.append("released", actor=domain.owner, request=self.id, ok=run["ok"])
+        domain.ledger.append("released", actor=actor, request=self.id, ok=run["ok"])
+        self._settle(spent=True, actor=actor)
 
     def deny(self, reason: str) -> None:
-        """Deny the request; the scientist sees ``reason``."""
+        """Deny the request; the scientist sees ``reason``. Reserved ε is given back."""
+        self._deny(reason, actor=self._domain.owner)
+
+    def _deny(self, reason: str, *, actor: str) -> None:
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInput("Denying a request needs a reason the scientist can act on.")
         if self.status in {"released", "denied"}:
             raise RDSError(f"This request is already {self.status}.")
         domain = self._domain
         domain._conn.deny(self.id, reason.strip())
-        domain.ledger.append("denied", actor=domain.owner, request=self.id, reason=reason.strip())
+        domain.ledger.append("denied", actor=actor, request=self.id, reason=reason.strip())
+        self._settle(spent=False, actor=actor)
+
+    def _settle(self, *, spent: bool, actor: str) -> None:
+        if self.kind == "dp" and self.dataset:
+            budget.settle(
+                self._domain.ledger,
+                actor=actor,
+                scientist=self.scientist,
+                dataset=self.dataset,
+                request=self.id,
+                spent=spent,
+            )
 
     def __repr__(self) -> str:
         return (

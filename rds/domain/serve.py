@@ -1,8 +1,9 @@
 """Serving a domain over HTTP in its own process: ``rds domain start`` / ``stop``.
 
 The served process holds the domain directory's lock, writes ``server.json`` (pid, URL)
-once it accepts connections, records each new request in the ledger as it arrives, and
-removes ``server.json`` when it stops.
+once it accepts connections, records each new request in the ledger as it arrives and
+applies the datasets' ``auto_release`` policies to it, and removes ``server.json`` when it
+stops.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def serve(path: Path, *, host: str, port: int) -> None:
                     if record.id not in seen:
                         domain.note_submission(record)
                         seen.add(record.id)
+                        domain.auto_release(record.id)
             except Exception as exc:  # keep serving; the owner's next listing records it
                 print(f"rds: request watcher: {exc}", file=sys.stderr, flush=True)
 

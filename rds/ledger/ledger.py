@@ -11,7 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,22 +66,38 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
-    def append(self, event: str, *, actor: str, once_key: str | None = None, **data: Any) -> Entry:
-        """Add an entry. With ``once_key``, an entry whose data has that key already wins."""
+    def append(
+        self,
+        event: str,
+        *,
+        actor: str,
+        once_key: str | None = None,
+        guard: Callable[[list[Entry]], None] | None = None,
+        **data: Any,
+    ) -> Entry:
+        """Add an entry.
+
+        With ``once_key``, an entry of the same event whose data has that key already wins.
+        ``guard`` is called with every entry while the ledger is locked, before the new one
+        is written; if it raises, nothing is written. Check-then-append decisions (such as
+        "does this spend fit the budget?") are therefore atomic across threads and processes.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "r+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
-            last: Entry | None = None
-            for entry in _parse(handle):
+            entries = list(_parse(handle))
+            for entry in entries:
                 if (
                     once_key is not None
                     and entry.event == event
-                    and entry.data.get("once") == (once_key)
+                    and entry.data.get("once") == once_key
                 ):
                     return entry
-                last = entry
+            last = entries[-1] if entries else None
+            if guard is not None:
+                guard(entries)
             if once_key is not None:
                 data["once"] = once_key
             body: dict[str, Any] = {

@@ -18,8 +18,9 @@ class SandboxLimits:
         CPU time of each process in the sandbox (``RLIMIT_CPU``).
     memory_mb
         Address space of each process in the sandbox (``RLIMIT_AS``), in MiB. It covers the
-        interpreter with pandas and pyarrow (about 350 MiB), the memory-mapped dataset and the
-        computation; importing torch needs about 1.2 GiB more.
+        interpreter with pandas, pyarrow and duckdb (about 420 MiB), the memory-mapped
+        datasets and the computation; importing torch needs about 1.2 GiB more. An SQL
+        query gets 60% of what is left as DuckDB's ``memory_limit``.
     wall_seconds
         Wall-clock time of the whole run; the sandbox is killed when it runs out.
     output_mb

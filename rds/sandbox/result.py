@@ -28,7 +28,7 @@ LIMIT_TYPES = {f"LimitExceeded:{k}" for k in ("cpu", "memory", "processes", "wal
 SAFE_TYPES = (
     {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
     | LIMIT_TYPES
-    | {"ResultTypeRefused", "SandboxError"}
+    | {"ResultTypeRefused", "SandboxError", "SQLError"}
 )
 
 

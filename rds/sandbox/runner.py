@@ -1,4 +1,4 @@
-"""Run a scientist's function on private data inside a bubblewrap jail.
+"""Run a scientist's function or SQL query on private data inside a bubblewrap jail.
 
 Limits and how each is enforced:
 
@@ -32,7 +32,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -42,8 +42,9 @@ from rds.sandbox import _warm
 from rds.sandbox._spawn import Jail, JailConfig
 from rds.sandbox.limits import SandboxLimits
 from rds.sandbox.result import Ended, RunResult, read_outcome
+from rds.sandbox.sql import check_table_names
 
-__all__ = ["BWRAP", "RunResult", "bwrap_available", "run_python"]
+__all__ = ["BWRAP", "RunResult", "bwrap_available", "run_python", "run_sql"]
 
 #: The bubblewrap executable; read at call time so tests can point it elsewhere.
 BWRAP: str | None = shutil.which("bwrap")
@@ -108,12 +109,79 @@ def run_python(
         raise InvalidInput("run_python() takes the function's source and name as str.")
     if not function_name.isidentifier():
         raise InvalidInput(f"{function_name!r} is not a Python function name.")
-    tables = [Path(d) / "data.arrow" for d in datasets]
-    if len(tables) > MAX_DATASETS:
-        raise InvalidInput(f"One run takes at most {MAX_DATASETS} datasets, not {len(tables)}.")
-    for table in tables:
-        if not table.is_file():
-            raise InvalidInput(f"{table.parent} is not a dataset directory (no data.arrow).")
+    job = {"kind": "python", "source": source, "function": function_name}
+    return _run_job(job, _data_files(datasets), limits, allow_unsandboxed)
+
+
+def run_sql(
+    sql: str,
+    *,
+    tables: Mapping[str, Path],
+    limits: SandboxLimits = SandboxLimits(),  # noqa: B008 - frozen, so sharing it is safe
+    allow_unsandboxed: bool = False,
+) -> RunResult:
+    """Run one SQL query with DuckDB on private tables, in the jail (see ``sql.execute``).
+
+    Parameters
+    ----------
+    sql
+        One query; it reads the tables by the names given in ``tables``, and nothing else.
+    tables
+        The name the query uses for each table, and the dataset directory holding its
+        ``data.arrow`` (at most ``MAX_DATASETS``).
+    limits
+        What the run may consume; DuckDB's own memory limit is set below ``memory_mb``.
+    allow_unsandboxed
+        As for ``run_python``: without bubblewrap, run with only the resource limits.
+
+    Returns
+    -------
+    RunResult
+        ``value()`` is the result as a DataFrame. Failures come back as ``ok=False``, with
+        ``error_type`` ``"SQLError"`` for a query DuckDB refused or could not run, or
+        ``"LimitExceeded:<limit>"``.
+
+    Raises
+    ------
+    SandboxUnavailable
+        If bubblewrap is missing and ``allow_unsandboxed`` is false.
+    InvalidInput
+        If the arguments are unusable (a name that is not an SQL identifier, no such
+        dataset, ...).
+
+    Examples
+    --------
+    >>> run = run_sql("SELECT ward, count(*) AS n FROM patients GROUP BY ward",
+    ...               tables={"patients": store / "patients"})
+    >>> run.value()
+         ward  n
+    0  cardio  2
+    1    onco  3
+    """
+    if not isinstance(sql, str):
+        raise InvalidInput("run_sql() takes the query as a str.")
+    if not isinstance(tables, Mapping):
+        raise InvalidInput("run_sql() takes tables as a mapping of name to dataset directory.")
+    check_table_names(list(tables))
+    job = {"kind": "sql", "sql": sql, "tables": list(tables)}
+    return _run_job(job, _data_files(tables.values()), limits, allow_unsandboxed)
+
+
+def _data_files(datasets: Iterable[Path]) -> list[Path]:
+    """Each dataset directory's ``data.arrow``, checked."""
+    files = [Path(d) / "data.arrow" for d in datasets]
+    if len(files) > MAX_DATASETS:
+        raise InvalidInput(f"One run takes at most {MAX_DATASETS} datasets, not {len(files)}.")
+    for file in files:
+        if not file.is_file():
+            raise InvalidInput(f"{file.parent} is not a dataset directory (no data.arrow).")
+    return files
+
+
+def _run_job(
+    job: Mapping[str, object], files: list[Path], limits: SandboxLimits, allow_unsandboxed: bool
+) -> RunResult:
+    """Run ``job`` on ``files`` in a warm jail if one waits, else in a fresh one."""
     bwrap = BWRAP
     sandboxed = bwrap is not None and _probe(bwrap)
     if not sandboxed and not allow_unsandboxed:
@@ -130,8 +198,8 @@ def run_python(
         if warm is not None:
             # If the warm jail died before it took the job, no code ran: start a fresh one.
             with contextlib.suppress(_NotTaken):
-                return _Run(warm, limits, cold=False).execute(source, function_name, tables)
-        return _Run(Jail.start(config), limits, cold=True).execute(source, function_name, tables)
+                return _Run(warm, limits, cold=False).execute(job, files)
+        return _Run(Jail.start(config), limits, cold=True).execute(job, files)
 
 
 class _NotTaken(Exception):
@@ -152,8 +220,8 @@ class _Run:
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         return os.open(self.workdir / name, flags, 0o600)
 
-    def execute(self, source: str, function_name: str, tables: list[Path]) -> RunResult:
-        """Run the job in the jail and read what came back.
+    def execute(self, job: Mapping[str, object], tables: list[Path]) -> RunResult:
+        """Run the job on ``tables`` in the jail and read what came back.
 
         Raises
         ------
@@ -163,15 +231,14 @@ class _Run:
         try:
             self.files = {n: self._create(n) for n in ("result", "status", "stdout", "stderr")}
             data_fds = [os.open(t, os.O_RDONLY | os.O_CLOEXEC) for t in tables]
-            job = {
-                "kind": "python",
-                "source": source,
-                "function": function_name,
+            full = {
+                **job,
                 "datasets": len(tables),
+                "threads": self.jail.config.threads,
                 "limits": asdict(self.limits),
             }
             try:
-                ended = self._supervise(job, [*self.files.values(), *data_fds])
+                ended = self._supervise(full, [*self.files.values(), *data_fds])
             finally:
                 for fd in [*data_fds, *self.files.values()]:
                     _close(fd)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from rds.errors import InvalidInput
+from rds.errors import InvalidInput, MockRunFailed
 from rds.scientist.local import run_on_mock, source_of
 from rds.scientist.request import Request
 
@@ -43,14 +43,25 @@ class RemoteDataset:
 
     @property
     def schema(self) -> pd.DataFrame:
-        """Columns with dtype, nullability and the owner's declared numeric bounds."""
-        columns = ["name", "dtype", "nullable", "bounds"]
+        """Columns with dtype, nullability, declared numeric bounds and public categories."""
+        columns = ["name", "dtype", "nullable", "bounds", "categories"]
         return pd.DataFrame(self._record.meta.get("schema", []), columns=columns)
 
     @property
     def policy(self) -> dict[str, Any]:
         """How results from this dataset are released."""
         return dict(self._record.meta.get("policy", {}))
+
+    @property
+    def privacy_unit(self) -> dict[str, Any]:
+        """Who a record belongs to: ``{"column": ..., "max_contributions": k}``.
+
+        Differentially private answers protect each such individual (each row when the
+        column is ``None``), counting at most ``k`` of their rows.
+        """
+        return dict(
+            self._record.meta.get("privacy_unit") or {"column": None, "max_contributions": 1}
+        )
 
     @property
     def contact(self) -> str | None:
@@ -70,25 +81,128 @@ class RemoteDataset:
         ``fn`` takes the dataset as a DataFrame and must be self-contained (import inside
         it; ``pd`` and ``np`` are provided). If it fails on the mock it is not submitted.
         """
-        if not isinstance(reason, str) or not reason.strip():
-            raise InvalidInput("Say why you need this result (reason=...); the owner reads it.")
+        reason = _reason(reason)
         source, name = source_of(fn)
         mock_result = run_on_mock(source, name, self.mock)
-        meta = {
-            "v": 1,
-            "kind": "python",
-            "dataset": self.name,
-            "function": name,
-            "reason": reason.strip(),
-        }
+        meta = {"kind": "python", "function": name, "datasets": [self.name]}
+        return self._submit(source, [self], meta, reason=reason, mock_result=mock_result)
+
+    def sql(
+        self,
+        query: str,
+        *,
+        reason: str,
+        epsilon: float | None = None,
+        delta: float | None = None,
+    ) -> Request:
+        """Ask for the result of a SQL query (DuckDB dialect) over the domain's datasets.
+
+        Tables are addressed by dataset name; this dataset's name is ``self.name``. The
+        query runs on the mock first (``req.mock_result``), so mistakes show before anything
+        is sent. Without ``epsilon`` the exact result goes through the owner's disclosure
+        checks (each output cell needs enough records, no dominant contributor, no
+        individual rows). With ``epsilon`` it is answered with differential privacy:
+        COUNT/SUM/AVG, grouped only by columns with public categories, noise calibrated to
+        the owner's declared bounds, ε taken from your budget (``session.budget(name)``).
+
+        Examples
+        --------
+        >>> ds.sql("SELECT ward, COUNT(*) AS n FROM patients GROUP BY ward", reason="...")
+        >>> ds.sql("SELECT ward, AVG(age) FROM patients GROUP BY ward", epsilon=0.5, reason="...")
+        """
+        from rds.privacy.sql import check_query
+        from rds.sandbox.sql import execute
+
+        reason = _reason(reason)
+        session = self._session
+        checked = check_query(query, datasets=session.dataset_names())
+        tables = {name: session.dataset(name) for name in checked.datasets}
+        meta: dict[str, Any] = {"sql": query.strip(), "datasets": list(checked.datasets)}
+        if epsilon is None:
+            if delta is not None:
+                raise InvalidInput(
+                    "delta= applies to differentially private queries; pass epsilon= too."
+                )
+            mock_result = _on_mock(execute, checked.sql, tables)
+            meta["kind"] = "sql"
+        else:
+            plan, mock_result = self._plan_dp(checked.sql, checked.datasets, epsilon, delta)
+            session.budget(self.name).check(float(epsilon), plan.delta)
+            meta.update(kind="dp", epsilon=float(epsilon), delta=plan.delta)
+        source = sql_function(checked.datasets)
+        datasets = [tables[name] for name in checked.datasets]
+        return self._submit(source, datasets, meta, reason=reason, mock_result=mock_result)
+
+    def _plan_dp(
+        self, sql: str, names: tuple[str, ...], epsilon: float, delta: float | None
+    ) -> tuple[Any, Any]:
+        from rds.domain.runs import schema_for_dp
+        from rds.privacy.dp import plan_dp_query, release_dp
+        from rds.sandbox.sql import execute
+
+        if names != (self.name,):
+            raise InvalidInput(
+                f"A differentially private query reads one dataset, {self.name!r}; this one "
+                f"reads {list(names)}."
+            )
+        # The scientist cannot know whether capping is needed; planning as if it were
+        # checks the same query shapes (it runs on the mock only).
+        unit = (self._record.meta.get("privacy_unit") or {}).get("column")
+        schema = schema_for_dp(self.name, self._record.meta, needs_cap=unit is not None)
+        plan = plan_dp_query(sql, schema, epsilon=epsilon, delta=delta)
+        exact = _on_mock(execute, plan.sql, {self.name: self})
+        return plan, release_dp(plan, exact).frame
+
+    def _submit(
+        self,
+        source: str,
+        datasets: list[RemoteDataset],
+        meta: dict[str, Any],
+        *,
+        reason: str,
+        mock_result: Any,
+    ) -> Request:
+        meta = {"v": 1, "dataset": datasets[0].name, "reason": reason, **meta}
         conn = self._session._conn
-        request_id = conn.submit(source=source, dataset=self._record, meta=meta)
+        request_id = conn.submit(source=source, datasets=[d._record for d in datasets], meta=meta)
         domain = self._session._domain
         if domain is not None:
             domain.note_submission(conn.request(request_id))
-        return Request(
-            self._session, request_id, dataset=self.name, function=name, mock_result=mock_result
-        )
+            domain.auto_release(request_id)
+        return Request(self._session, request_id, meta=meta, mock_result=mock_result)
 
     def __repr__(self) -> str:
         return f"<rds.RemoteDataset {self.name!r}: {self.rows} rows, {len(self.schema)} columns>"
+
+
+def _reason(reason: str) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("Say why you need this result (reason=...); the owner reads it.")
+    return reason.strip()
+
+
+def sql_function(datasets: tuple[str, ...]) -> str:
+    """The syft-side stand-in for a SQL request: rds reads the query from its header."""
+    params = ", ".join(datasets)
+    return (
+        f"def sql_query({params}):\n"
+        '    """A SQL request: rds runs the query in the header with DuckDB, never this."""\n'
+        "    raise NotImplementedError\n"
+    )
+
+
+def _on_mock(execute: Callable[..., Any], sql: str, tables: dict[str, RemoteDataset]) -> Any:
+    from rds.errors import SQLError
+
+    try:
+        return execute(sql, {name: ds.mock for name, ds in tables.items()})
+    except SQLError as exc:
+        raise MockRunFailed(
+            f"The query failed on the mock data, so it was not submitted: {exc}"
+        ) from exc
+    except InvalidInput:
+        raise
+    except Exception as exc:
+        raise MockRunFailed(
+            f"The query failed on the mock data, so it was not submitted: {exc}"
+        ) from exc

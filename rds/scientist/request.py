@@ -11,6 +11,7 @@ from rds.errors import RequestDenied, RequestFailed, RequestTimeout
 from rds.sandbox.codec import decode
 
 if TYPE_CHECKING:
+    from rds.privacy.report import CheckReport
     from rds.scientist.session import Session
 
 
@@ -27,12 +28,15 @@ class Request:
     """
 
     def __init__(
-        self, session: Session, request_id: str, *, dataset: str, function: str, mock_result: Any
+        self, session: Session, request_id: str, *, meta: dict[str, Any], mock_result: Any
     ) -> None:
         self._session = session
         self.id = request_id
-        self.dataset = dataset
-        self.function = function
+        self.kind: str = str(meta.get("kind", "python"))
+        self.dataset: str = str(meta.get("dataset"))
+        self.function: str | None = meta.get("function")
+        self.sql: str | None = meta.get("sql")
+        self.epsilon: float | None = meta.get("epsilon")
         self.mock_result = mock_result
         self._released: Release | None = None
 
@@ -79,6 +83,23 @@ class Request:
             time.sleep(poll if timeout is None else max(0.0, min(poll, timeout - waited)))
 
     @property
+    def checks(self) -> CheckReport | None:
+        """The disclosure checks the released result passed (verdicts and explanations only).
+
+        ``None`` until ``result()`` has returned or raised.
+        """
+        from rds.privacy.report import CheckReport
+
+        if self._released is None or self._released.checks is None:
+            return None
+        return CheckReport.from_dict(self._released.checks)
+
+    @property
+    def privacy(self) -> dict[str, Any] | None:
+        """For a differentially private answer: ε spent, δ, mechanism and noise scales."""
+        return None if self._released is None else self._released.privacy
+
+    @property
     def logs(self) -> tuple[str | None, str | None]:
         """(stdout, stderr) of the private run, if the owner released them."""
         if self._released is None:
@@ -90,10 +111,14 @@ class Request:
         self._released = release
         if not release.ok:
             raise RequestFailed(release.summary or "unknown error")
-        return decode(release.payload)
+        value = decode(release.payload)
+        if release.privacy is not None and hasattr(value, "attrs"):
+            value.attrs["privacy"] = release.privacy
+        return value
 
     def __repr__(self) -> str:
-        return f"<rds.Request {self.id[:8]} {self.function}() on {self.dataset!r}>"
+        what = f"{self.function}()" if self.kind == "python" else self.kind.upper()
+        return f"<rds.Request {self.id[:8]} {what} on {self.dataset!r}>"
 
 
 def _done(progress: bool) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from rds.errors import DatasetNotFound, InvalidInput
+from rds.privacy.budget import Budget
 from rds.scientist.dataset import RemoteDataset
 from rds.scientist.request import Request
 
@@ -97,12 +98,42 @@ class Session:
         record = self._conn.request(request_id)
         if record.scientist != self.email:
             raise InvalidInput(f"Request {request_id!r} is not one of yours.")
-        return Request(
-            self,
-            record.id,
-            dataset=str(record.meta.get("dataset")),
-            function=str(record.meta.get("function")),
-            mock_result=None,
+        return Request(self, record.id, meta=record.meta, mock_result=None)
+
+    def dataset_names(self) -> list[str]:
+        """Names of the published datasets (also their SQL table names)."""
+        return [r.name for r in self._dataset_records()]
+
+    def budget(self, dataset: str) -> Budget:
+        """Your differentially private budget on ``dataset``: spent, pending, remaining ε.
+
+        Released DP answers count as spent, waiting ones as pending; denied ones cost
+        nothing. The figures match the owner's ε ledger.
+
+        Examples
+        --------
+        >>> session.budget("patients").remaining
+        2.5
+        """
+        policy = self.dataset(dataset).policy
+        spent = pending = delta_spent = delta_pending = 0.0
+        for record in self._conn.requests():
+            meta = record.meta
+            if meta.get("kind") != "dp" or meta.get("dataset") != dataset:
+                continue
+            epsilon, delta = float(meta.get("epsilon") or 0), float(meta.get("delta") or 0)
+            if record.status == "approved":
+                spent, delta_spent = spent + epsilon, delta_spent + delta
+            elif record.status == "pending":
+                pending, delta_pending = pending + epsilon, delta_pending + delta
+        return Budget(
+            dataset=dataset,
+            epsilon_budget=policy.get("epsilon_budget"),
+            spent=spent,
+            pending=pending,
+            delta_budget=float(policy.get("delta_budget") or 0.0),
+            delta_spent=delta_spent,
+            delta_pending=delta_pending,
         )
 
     def __repr__(self) -> str:

@@ -1,20 +1,32 @@
-"""Fixtures for the sandbox tests: small private datasets on disk, tight limits."""
+"""Fixtures for the sandbox tests: small private datasets on disk, tight limits, warm pools."""
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from rds.sandbox import RunResult, SandboxLimits, bwrap_available, run_python, write_table
+from rds.sandbox import (
+    RunResult,
+    SandboxLimits,
+    _warm,
+    bwrap_available,
+    run_python,
+    runner,
+    write_table,
+)
+from rds.sandbox._spawn import Jail, JailConfig
+from tests.sandbox.procs import zombie_children
 
 SECRET = "P-SECRET-7f3a9c"
 
 # Tight enough that bombs die in a second or two, loose enough for pandas and pyarrow.
 TIGHT = SandboxLimits(cpu_seconds=3, memory_mb=1024, wall_seconds=20, output_mb=4, max_processes=24)
+CONFIG = JailConfig.for_run(runner.BWRAP, TIGHT)
 
 
 def run(source: str, datasets: list[Path], **kwargs: object) -> RunResult:
@@ -57,3 +69,39 @@ def make_dataset(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def dataset(make_dataset: Callable[..., Path]) -> Path:
     return make_dataset()
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[_warm.WarmPool]:
+    """A pool of this test's own, shut down after it; no zombie may be left behind."""
+    fresh = _warm.WarmPool()
+    monkeypatch.setattr(_warm, "POOL", fresh)
+    yield fresh
+    fresh.shutdown()
+    assert not zombie_children()
+
+
+@pytest.fixture
+def cold_starts(monkeypatch: pytest.MonkeyPatch) -> list[JailConfig]:
+    """The configurations of the jails runs had to start themselves (the pool's not counted)."""
+    started: list[JailConfig] = []
+    original = Jail.start
+
+    def start(cls: type[Jail], config: JailConfig) -> Jail:
+        started.append(config)
+        return original(config)
+
+    monkeypatch.setattr(Jail, "start", classmethod(start))
+    return started
+
+
+def ready(pool: _warm.WarmPool, config: JailConfig = CONFIG, timeout: float = 30) -> Jail:
+    """Ask for a warm jail for ``config`` and wait until one waits, with its imports done."""
+    deadline = time.monotonic() + timeout
+    taken = pool.take(config)  # starts the pool's thread and asks it for the next jail
+    if taken is not None:
+        taken.close()
+    while (jail := pool.waiting(config)) is None or not (jail.alive() and jail.ready):
+        assert time.monotonic() < deadline, f"no warm jail came up: {pool.last_error}"
+        time.sleep(0.05)
+    return jail

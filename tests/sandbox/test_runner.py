@@ -227,5 +227,6 @@ def f(df):
     limits = SandboxLimits(cpu_seconds=20, memory_mb=1024, wall_seconds=60, scratch_mb=77)
     result = run_python(source, "f", datasets=[dataset], limits=limits)
     assert result.ok, result.error or result.stderr
-    assert result.value() == ["bound read-only", result.value()[1]]
-    assert str(result.value()[1]).startswith("/scratch/")
+    value = result.value()
+    assert isinstance(value, list) and value[0] == "bound read-only"
+    assert str(value[1]).startswith("/scratch/")

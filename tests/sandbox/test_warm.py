@@ -10,7 +10,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -18,46 +18,8 @@ import pytest
 
 from rds.sandbox import SandboxLimits, _warm, runner
 from rds.sandbox._spawn import Jail, JailConfig
-from tests.sandbox.conftest import SECRET, TIGHT, run
-from tests.sandbox.procs import descendants, is_bwrap, zombie_children
-
-CONFIG = JailConfig.for_run(runner.BWRAP, TIGHT)
-
-
-@pytest.fixture
-def pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[_warm.WarmPool]:
-    """A pool of this test's own, shut down after it; no zombie may be left behind."""
-    fresh = _warm.WarmPool()
-    monkeypatch.setattr(_warm, "POOL", fresh)
-    yield fresh
-    fresh.shutdown()
-    assert not zombie_children()
-
-
-@pytest.fixture
-def cold_starts(monkeypatch: pytest.MonkeyPatch) -> list[JailConfig]:
-    """The configurations of the jails runs had to start themselves (the pool's not counted)."""
-    started: list[JailConfig] = []
-    original = Jail.start
-
-    def start(cls: type[Jail], config: JailConfig) -> Jail:
-        started.append(config)
-        return original(config)
-
-    monkeypatch.setattr(Jail, "start", classmethod(start))
-    return started
-
-
-def ready(pool: _warm.WarmPool, config: JailConfig = CONFIG, timeout: float = 30) -> Jail:
-    """Ask for a warm jail for ``config`` and wait until one waits, with its imports done."""
-    deadline = time.monotonic() + timeout
-    taken = pool.take(config)  # starts the pool's thread and asks it for the next jail
-    if taken is not None:
-        taken.close()
-    while (jail := pool.waiting(config)) is None or not (jail.alive() and jail.ready):
-        assert time.monotonic() < deadline, f"no warm jail came up: {pool.last_error}"
-        time.sleep(0.05)
-    return jail
+from tests.sandbox.conftest import CONFIG, SECRET, ready, run
+from tests.sandbox.procs import descendants, is_bwrap
 
 
 def test_consecutive_runs_share_nothing(

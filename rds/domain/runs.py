@@ -1,0 +1,233 @@
+"""Running one request on the private data, by kind, and checking what it produced.
+
+Each runner returns an ``Outcome``: the run's record (for ``runs/<id>/run.json``), the
+payload that would be released (after suppression or noise) and the check report. Nothing
+here decides or releases; ``OwnerRequest`` does that.
+
+- ``python``: the scientist's function in the sandbox; its output is checked for leakage
+  (private rows, identifying values, row counts, small count cells).
+- ``sql``: the query, rewritten to also compute per-cell record counts and largest
+  contributions, runs on DuckDB in the sandbox; the statistical-disclosure rules judge each
+  cell and, under ``on_fail="suppress"``, blank the failing ones.
+- ``dp``: ε is reserved in the ledger (atomically, within budget) before anything runs;
+  the exact per-group aggregates (values clamped, contributions capped) come from DuckDB in
+  the sandbox, and OpenDP adds the noise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rds.errors import RDSError
+from rds.privacy import budget
+from rds.privacy.report import Check, CheckReport
+from rds.sandbox import runner
+from rds.sandbox.codec import decode, encode
+from rds.sandbox.result import RunResult
+
+if TYPE_CHECKING:
+    from rds.domain.domain import Domain
+    from rds.domain.policy import Policy
+    from rds.domain.requests import OwnerRequest
+
+MIB = 1024 * 1024
+KINDS = ("python", "sql", "dp")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run: dict[str, Any]
+    payload: bytes
+    report: CheckReport
+
+
+def run_request(domain: Domain, req: OwnerRequest) -> Outcome:
+    """Run ``req`` on the private data according to its kind."""
+    if req.kind not in KINDS or not req.datasets:
+        raise RDSError(
+            "This request was not made with rds (no rds header), so rds cannot run it; "
+            "deny it with a reason."
+        )
+    missing = sorted(set(req.datasets) - set(domain.store.names()))
+    if missing:
+        raise RDSError(f"The request names datasets that are not published: {missing}.")
+    if req.kind == "python":
+        return _python(domain, req)
+    if req.kind == "sql":
+        return _sql(domain, req)
+    return _dp(domain, req)
+
+
+def combined_policy(domain: Domain, datasets: Sequence[str]) -> Policy:
+    """The strictest reading of the policies of every dataset a request touches."""
+    from rds.domain.policy import Policy
+
+    policies = [domain.policy(name) for name in datasets]
+    if len(policies) == 1:
+        return policies[0]
+    sensitive_somewhere = {c for p in policies for c in p.identifying}
+    non_sensitive = set.intersection(*(set(p.non_sensitive) for p in policies))
+    autos = {p.auto_release for p in policies}
+    return Policy(
+        min_cell_count=max(p.min_cell_count for p in policies),
+        dominance=(max(p.dominance[0] for p in policies), min(p.dominance[1] for p in policies)),
+        p_ratio=max(p.p_ratio for p in policies),
+        on_fail="block" if any(p.on_fail == "block" for p in policies) else "suppress",
+        identifying=tuple(sorted(sensitive_somewhere)),
+        non_sensitive=tuple(sorted(non_sensitive - sensitive_somewhere)),
+        auto_release=autos.pop() if len(autos) == 1 else None,
+        limits=policies[0].limits,
+    )
+
+
+def _python(domain: Domain, req: OwnerRequest) -> Outcome:
+    policy = domain.policy(req.datasets[0])
+    limits = policy.limits or domain.limits
+    result = runner.run_python(
+        req.code,
+        req.function or "",
+        datasets=[domain.store.directory(name) for name in req.datasets],
+        limits=limits,
+        allow_unsandboxed=domain.allow_unsandboxed,
+    )
+    if not result.ok:
+        return _failed(result, "python")
+    from rds.privacy.leakage import check_output
+
+    payload = result.payload or b""
+    report = check_output(
+        decode(payload),
+        private=domain.store.read(req.datasets[0]),
+        identifying=policy.identifying,
+        rules=policy.sdc_rules,
+        payload_bytes=len(payload),
+        output_limit_bytes=limits.output_mb * MIB,
+    )
+    return Outcome(_record(result, "python", payload), payload, report)
+
+
+def _sql(domain: Domain, req: OwnerRequest) -> Outcome:
+    from rds.privacy.sdc import check_table, plan_cell_stats
+    from rds.privacy.sql import check_query
+
+    checked = check_query(req.sql, datasets=domain.store.names())
+    policy = combined_policy(domain, checked.datasets)
+    columns = {name: _column_names(domain, name) for name in checked.datasets}
+    plan = plan_cell_stats(checked.sql, non_sensitive=policy.non_sensitive, columns=columns)
+    result = runner.run_sql(
+        plan.sql,
+        tables={name: domain.store.directory(name) for name in checked.datasets},
+        limits=policy.limits or domain.limits,
+        allow_unsandboxed=domain.allow_unsandboxed,
+    )
+    if not result.ok:
+        return _failed(result, "sql")
+    released, report = check_table(
+        plan, decode(result.payload or b""), policy.sdc_rules, on_fail=policy.on_fail
+    )
+    payload = encode(released)
+    return Outcome(_record(result, "sql", payload), payload, report)
+
+
+def _dp(domain: Domain, req: OwnerRequest) -> Outcome:
+    from rds.privacy.dp import plan_dp_query, release_dp
+
+    name = req.datasets[0]
+    policy = domain.policy(name)
+    plan = plan_dp_query(req.sql, dp_schema(domain, name), epsilon=req.epsilon, delta=req.delta)
+    budget.reserve(
+        domain.ledger,
+        actor=domain.owner,
+        scientist=req.scientist,
+        dataset=name,
+        request=req.id,
+        epsilon=req.epsilon,
+        delta=plan.delta,
+        epsilon_budget=policy.epsilon_budget,
+        delta_budget=policy.delta_budget,
+    )
+    result = runner.run_sql(
+        plan.sql,
+        tables={name: domain.store.directory(name)},
+        limits=policy.limits or domain.limits,
+        allow_unsandboxed=domain.allow_unsandboxed,
+    )
+    if not result.ok:
+        return _failed(result, "dp")
+    release = release_dp(plan, decode(result.payload or b""))
+    info = release.info()
+    scales = ", ".join(f"{k} {v:.3g}" for k, v in release.noise_scale.items())
+    check = Check(
+        rule="differential_privacy",
+        verdict="pass",
+        explanation=(
+            f"Answered with differential privacy: ε={req.epsilon:g} spent, "
+            f"{release.mechanism} noise (scale {scales}); intervals are 95%."
+        ),
+        numbers={"epsilon_accounted": release.epsilon, "delta": release.delta},
+    )
+    payload = encode(release.frame)
+    return Outcome(_record(result, "dp", payload, privacy=info), payload, CheckReport((check,)))
+
+
+def dp_schema(domain: Domain, dataset: str) -> Any:
+    """The contribution bounds the owner declared for ``dataset``, as the DP planner takes them."""
+    info = domain.dataset_info(dataset)
+    return schema_for_dp(dataset, info, needs_cap=bool(info.get("needs_cap")))
+
+
+def schema_for_dp(dataset: str, meta: dict[str, Any], *, needs_cap: bool) -> Any:
+    """``DPSchema`` from a dataset's public metadata (owner and scientist sides alike)."""
+    from rds.privacy.dp import DPColumn, DPSchema
+
+    unit = meta.get("privacy_unit") or {}
+    columns = tuple(
+        DPColumn(
+            name=c["name"],
+            dtype=c["dtype"],
+            bounds=tuple(c["bounds"]) if c.get("bounds") else None,
+            categories=tuple(c["categories"]) if c.get("categories") else None,
+        )
+        for c in meta.get("schema", [])
+    )
+    return DPSchema(
+        dataset=dataset,
+        columns=columns,
+        privacy_unit=unit.get("column"),
+        max_contributions=int(unit.get("max_contributions") or 1),
+        needs_cap=needs_cap,
+    )
+
+
+def _column_names(domain: Domain, dataset: str) -> list[str]:
+    return [c["name"] for c in domain.dataset_info(dataset)["schema"]]
+
+
+def _record(
+    result: RunResult, kind: str, payload: bytes, *, privacy: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "ok": result.ok,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "error": result.error,
+        "error_type": result.error_type,
+        "duration": result.duration,
+        "sandboxed": result.sandboxed,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "privacy": privacy,
+    }
+
+
+def _failed(result: RunResult, kind: str) -> Outcome:
+    check = Check(
+        rule="run",
+        verdict="warn",
+        explanation="The run failed; only the error's type would be released.",
+        numbers={"error_type": result.error_type},
+    )
+    return Outcome(_record(result, kind, b""), b"", CheckReport((check,)))

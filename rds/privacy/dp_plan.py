@@ -1,0 +1,438 @@
+"""Differentially private SQL, part 1: which queries are accepted and the SQL they become.
+
+A DP query has one shape::
+
+    SELECT [key, ...,] agg [AS name], ... FROM <dataset> [AS alias]
+    [WHERE <condition on the dataset's columns>] [GROUP BY key, ...] [ORDER BY output, ...]
+
+with ``agg`` one of ``COUNT(*)``, ``COUNT(col)``, ``SUM(col)``, ``AVG(col)`` (``MEAN``).
+:func:`parse_dp_query` checks that shape against the dataset's public schema and rewrites
+it into the SQL the sandbox runs on the private table. That SQL computes *exact* per-group
+aggregates whose change, when one individual is added or removed, is bounded:
+
+- the WHERE condition only drops rows, and it sees one row at a time (no subqueries,
+  aggregates or window functions);
+- rows whose GROUP BY keys fall outside the declared public domains are dropped, so the
+  set of groups is fixed before the data is read (a semi join on the groups after
+  aggregating, which is the same and free; before the cap when there is one);
+- with ``needs_cap`` each privacy unit keeps at most ``k = max_contributions`` of its
+  remaining rows, picked at random (``random()`` per row, then ``QUALIFY row_number() OVER
+  (PARTITION BY unit ORDER BY draw) <= k``). Which rows a unit keeps depends only on its
+  own rows and draws, so the bound holds under the coupling of everyone else's draws.
+  Without ``needs_cap`` the owner has vouched that no unit has more than k rows;
+- summed values are clamped and put on a fixed-point grid: ``v = round(x * 2**p)`` clamped
+  to the integers ``[lo_q, hi_q]``, ``|lo_q|, |hi_q| < 2**31``, summed exactly as integers
+  by DuckDB. NaN and NULL are missing values (not counted by ``COUNT(col)``, not summed).
+
+Integer sums matter: a floating-point sum's rounding depends on the order of the rows, so
+its true sensitivity can exceed ``k * max(|lo|, |hi|)`` (Casacuberta et al., CCS 2022).
+The per-row grid error is at most ``2**-p / 2 < max(|lo|, |hi|) * 2**-31``.
+
+Sensitivities (add/remove one individual, who has at most k counted rows, over the whole
+vector of groups; the L2 bound is the same number because all k rows may land in one
+group)::
+
+    COUNT(*), COUNT(col)   L1 = L2 = k
+    SUM(col), grid units   L1 = L2 = k * max(|lo_q|, |hi_q|)
+    AVG(col)               SUM(col) / COUNT(col), post-processing of the two above
+
+The noise and the accounting live in :mod:`rds.privacy.dp`.
+"""
+
+# ruff: noqa: S608  (SQL is built from text: identifiers go through _q, values through
+# _literal, and the WHERE text is sqlglot's rendering of a checked tree)
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from rds.errors import InvalidInput
+from rds.privacy.dp_types import (
+    DPAggregate,
+    DPColumn,
+    DPMeasure,
+    DPPlan,
+    DPSchema,
+    checked_schema,
+    nullable_dtype,
+    numeric_dtype,
+)
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+SUPPORTED = (
+    "A DP query has the form SELECT [key, ...,] agg [AS name], ... FROM <dataset> [AS alias] "
+    "[WHERE <condition on the dataset's columns>] [GROUP BY key, ...] [ORDER BY output "
+    "[DESC], ...], where agg is COUNT(*), COUNT(col), SUM(col) or AVG(col) on a plain column "
+    "(SUM/AVG need bounds declared by the data owner) and every key has a declared "
+    "category domain."
+)
+MAX_CELLS = 1_000_000  # cells of the keys' cross product: each one is released, with noise
+_PREFIX = "__rds_"
+_AGG_ARGS = {"this", "big_int"}
+# setseed/nextval change state the unit cap's random() depends on; error() would make the
+# query fail or not depending on private values, a leak outside the DP guarantee
+_WHERE_FUNCTIONS = {"setseed", "nextval", "currval", "error"}
+_CLAUSES = {
+    "with_": "CTEs (WITH)",
+    "distinct": "SELECT DISTINCT",
+    "joins": "joins",
+    "laterals": "LATERAL",
+    "having": "HAVING",
+    "qualify": "QUALIFY",
+    "windows": "window functions",
+    "limit": "LIMIT",
+    "offset": "OFFSET",
+    "sample": "TABLESAMPLE",
+    "pivots": "PIVOT",
+}
+
+
+def parse_dp_query(query: str, schema: DPSchema) -> DPPlan:
+    """Check ``query`` against the supported DP shape and plan its private SQL.
+
+    The returned plan is not calibrated yet: scales, ``epsilon`` and ``mechanism`` are
+    filled in by :func:`rds.privacy.dp.plan_dp_query`.
+
+    Raises
+    ------
+    InvalidInput
+        For any other query shape, with a message that shows the supported form.
+
+    Examples
+    --------
+    >>> schema = DPSchema("patients", (DPColumn("ward", "object", categories=("a", "b")),))
+    >>> parse_dp_query("SELECT ward, COUNT(*) FROM patients GROUP BY ward", schema).keys
+    ('ward',)
+    """
+    return _Planner(schema).plan(query)
+
+
+def _refuse(what: str) -> InvalidInput:
+    return InvalidInput(f"Refused for a DP query: {what}. {SUPPORTED}")
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: Any) -> str:
+    from sqlglot import exp
+
+    if isinstance(value, float):  # via text: DuckDB reads '0.1' as exactly Python's 0.1
+        return f"CAST('{value!r}' AS DOUBLE)"
+    return str(exp.convert(value).sql(dialect="duckdb"))
+
+
+class _Planner:
+    def __init__(self, schema: DPSchema) -> None:
+        self.schema = schema = checked_schema(schema)
+        self.columns = {c.name: c for c in schema.columns}
+        self.folded = {c.name.casefold(): c for c in schema.columns}
+        self.qualifiers = {schema.dataset.casefold()}
+        self.aggregates: dict[tuple[str, str | None], DPAggregate] = {}
+        self.values: dict[str, str] = {}  # inner-projection alias -> expression
+
+    def plan(self, query: str) -> DPPlan:
+        select = self._parse(query)
+        keys = self._keys(select)
+        found = [self._measure(e, keys) for e in select.expressions]
+        measures = [m for m in found if m is not None]
+        if not measures:
+            raise _refuse("there is no COUNT, SUM or AVG to release")
+        names = [k.name for k in keys]
+        outputs = names + [n for m in measures for n in (m.name, *_ci(m.name))]
+        dupes = sorted({n for n in outputs if outputs.count(n) > 1})
+        if dupes or any(n.startswith(_PREFIX) for n in outputs):
+            raise _refuse(f"duplicate or reserved output names {dupes}; alias them with AS")
+        order = self._order(select, names, [m.name for m in measures])
+        where = self._where(select)
+        return DPPlan(
+            sql=self._sql(keys, where),
+            keys=tuple(names),
+            domains=tuple(tuple(k.categories or ()) for k in keys),
+            measures=tuple(measures),
+            aggregates=tuple(self.aggregates.values()),
+            order_by=order,
+            epsilon=0.0,
+            delta=0.0,
+            mechanism="",
+        )
+
+    def _parse(self, query: str) -> exp.Select:
+        import sqlglot
+        from sqlglot import exp
+        from sqlglot.errors import ParseError
+
+        from rds.privacy.sql import check_query
+
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInput(f"The query is empty. {SUPPORTED}")
+        try:
+            tree = sqlglot.parse_one(query, read="duckdb")
+        except ParseError as exc:
+            raise InvalidInput(
+                f"The query does not parse as DuckDB SQL: {exc}. {SUPPORTED}"
+            ) from None
+        if not isinstance(tree, exp.Select):
+            raise _refuse(f"a {type(tree).__name__.upper()} statement (one SELECT only)")
+        for arg, value in tree.args.items():
+            if value and arg not in {"expressions", "from_", "where", "group", "order"}:
+                raise _refuse(_CLAUSES.get(arg, arg.upper()))
+        source = tree.args.get("from_")
+        table = source.this if source is not None else None
+        if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
+            raise _refuse("FROM must name the dataset itself (no subqueries or functions)")
+        extra = [a for a, v in table.args.items() if v and a not in {"this", "alias"}]
+        alias = table.args.get("alias")
+        if extra or (alias is not None and alias.args.get("columns")):
+            raise _refuse(_CLAUSES.get(extra[0], extra[0].upper()) if extra else "column aliases")
+        if table.name != self.schema.dataset:
+            raise _refuse(f"the table {table.name!r}; this dataset is {self.schema.dataset!r}")
+        if alias is not None:
+            self.qualifiers.add(table.alias.casefold())
+        for kind, what in ((exp.Window, "window functions"), (exp.Subquery, "subqueries")):
+            if tree.find(kind) is not None:
+                raise _refuse(what)
+        if any(s is not tree for s in tree.find_all(exp.Select)):
+            raise _refuse("subqueries")
+        try:
+            check_query(query, datasets={self.schema.dataset})
+        except InvalidInput as exc:
+            raise InvalidInput(f"{exc} {SUPPORTED}") from None
+        return tree
+
+    def _column(self, node: exp.Expression, role: str) -> DPColumn:
+        from sqlglot import exp
+
+        if not isinstance(node, exp.Column) or not isinstance(node.this, exp.Identifier):
+            raise _refuse(f"{node.sql(dialect='duckdb')} as {role}; use a plain column")
+        if node.args.get("db") or node.args.get("catalog"):
+            raise _refuse(f"the qualified column {node.sql(dialect='duckdb')}")
+        if node.table and node.table.casefold() not in self.qualifiers:
+            raise _refuse(f"the column {node.sql(dialect='duckdb')} of another table")
+        col = self.columns.get(node.name) or self.folded.get(node.name.casefold())
+        if col is None:
+            shown = ", ".join(self.columns)
+            raise _refuse(f"unknown column {node.name!r} (the columns are {shown})")
+        return col
+
+    def _keys(self, select: exp.Select) -> list[DPColumn]:
+        from sqlglot import exp
+
+        group = select.args.get("group")
+        if group is None:
+            return []
+        if any(group.args.get(a) for a in ("all", "rollup", "cube", "grouping_sets", "totals")):
+            raise _refuse("GROUP BY ALL, ROLLUP, CUBE and GROUPING SETS; list the keys")
+        keys: list[DPColumn] = []
+        for node in group.expressions:
+            if isinstance(node, exp.Literal) and not node.is_string:
+                position = int(node.name)
+                if not 1 <= position <= len(select.expressions):
+                    raise _refuse(f"GROUP BY {position}: there is no such SELECT item")
+                node = select.expressions[position - 1]
+            key = self._column(node, "a GROUP BY key")
+            if not key.categories:
+                known = [c.name for c in self.schema.columns if c.categories] or ["none"]
+                raise _refuse(
+                    f"GROUP BY {key.name!r}, which has no public category domain declared "
+                    f"by the data owner (columns with one: {', '.join(known)})"
+                )
+            if key not in keys:
+                keys.append(key)
+        cells = math.prod(len(k.categories or ()) for k in keys)
+        if cells > MAX_CELLS:
+            raise _refuse(f"{cells:,} groups in the keys' cross product (at most {MAX_CELLS:,})")
+        return keys
+
+    def _measure(self, node: exp.Expression, keys: list[DPColumn]) -> DPMeasure | None:
+        from sqlglot import exp
+
+        alias = node.alias if isinstance(node, exp.Alias) else None
+        agg = node.this if isinstance(node, exp.Alias) else node
+        is_mean = isinstance(agg, exp.Anonymous) and agg.name.upper() == "MEAN"
+        if not isinstance(agg, (exp.Count, exp.Sum, exp.Avg)) and not is_mean:
+            if isinstance(agg, exp.Filter):
+                raise _refuse("FILTER clauses on aggregates; use WHERE")
+            if isinstance(agg, exp.AggFunc | exp.Anonymous):
+                raise _refuse(f"{agg.sql(dialect='duckdb')}: only COUNT, SUM and AVG")
+            col = self._column(agg, "a selected item") if isinstance(agg, exp.Column) else None
+            if col is None or col not in keys:
+                raise _refuse(f"selecting {node.sql(dialect='duckdb')}, which is not a key")
+            if alias:
+                raise _refuse(f"the alias on the key {col.name!r}; select keys by name")
+            return None
+        if is_mean:
+            args = agg.expressions
+            if len(args) != 1:
+                raise _refuse("MEAN takes one column")
+            arg: exp.Expression | None = args[0]
+        else:
+            if any(v for a, v in agg.args.items() if v and a not in _AGG_ARGS):
+                raise _refuse(f"{agg.sql(dialect='duckdb')}: plain COUNT/SUM/AVG only")
+            arg = agg.this
+        kind = (
+            "count" if isinstance(agg, exp.Count) else "sum" if isinstance(agg, exp.Sum) else "avg"
+        )
+        if isinstance(arg, exp.Distinct):
+            raise _refuse(f"DISTINCT inside {kind.upper()}")
+        if kind == "count" and (arg is None or isinstance(arg, exp.Star)):
+            return DPMeasure(alias or "count", "count", None, self._count(None).column)
+        if arg is None or not isinstance(arg, exp.Column):
+            shown = arg.sql(dialect="duckdb") if arg is not None else ""
+            raise _refuse(
+                f"the expression {shown!r} inside {kind.upper()}: its bounds are unknown; "
+                "aggregate a column"
+            )
+        col = self._column(arg, f"the argument of {kind.upper()}")
+        name = alias or f"{kind}_{col.name}"
+        if kind == "count":
+            return DPMeasure(name, "count", col.name, self._count(col).column)
+        total = self._sum(col)
+        if kind == "sum":
+            return DPMeasure(name, "sum", col.name, total.column)
+        count = self._count(col)
+        return DPMeasure(name, "avg", col.name, total.column, count.column, col.bounds)
+
+    def _add(self, key: tuple[str, str | None], make: Any) -> DPAggregate:
+        if key not in self.aggregates:
+            self.aggregates[key] = make(f"{_PREFIX}a{len(self.aggregates)}")
+        return self.aggregates[key]
+
+    def _value(self, col: DPColumn) -> str:
+        """The inner-projection alias of ``col``: NaN as NULL, and on the grid if numeric."""
+        alias = f"{_PREFIX}v_{col.name}"
+        if alias not in self.values:
+            self.values[alias] = _q(col.name)
+            if numeric_dtype(col.dtype):
+                scaled = f"NULLIF(CAST({_q(col.name)} AS DOUBLE), CAST('NaN' AS DOUBLE))"
+                if col.bounds is not None:
+                    scaled = f"ROUND({scaled} * {_literal(2.0 ** _grid(col.bounds))})"
+                self.values[alias] = scaled
+        return alias
+
+    def _count(self, col: DPColumn | None) -> DPAggregate:
+        k = self.schema.max_contributions
+        if col is None or not nullable_dtype(col.dtype):  # COUNT(col) == COUNT(*) for these
+            return self._add(("count", None), lambda n: DPAggregate(n, "count", None, k))
+        return self._add(("count", col.name), lambda n: DPAggregate(n, "count", col.name, k))
+
+    def _sum(self, col: DPColumn) -> DPAggregate:
+        if col.bounds is None or not numeric_dtype(col.dtype):
+            known = [c.name for c in self.schema.columns if c.bounds and numeric_dtype(c.dtype)]
+            raise _refuse(
+                f"SUM/AVG of {col.name!r}, which has no declared numeric bounds "
+                f"(columns with bounds: {', '.join(known) or 'none'})"
+            )
+        p = _grid(col.bounds)
+        lo_q, hi_q = math.ceil(col.bounds[0] * 2.0**p), math.floor(col.bounds[1] * 2.0**p)
+        sens = self.schema.max_contributions * max(abs(lo_q), abs(hi_q))
+        return self._add(
+            ("sum", col.name),
+            lambda n: DPAggregate(n, "sum", col.name, sens, 2.0**-p, (lo_q, hi_q)),
+        )
+
+    def _where(self, select: exp.Select) -> str | None:
+        from sqlglot import exp
+
+        where = select.args.get("where")
+        if where is None:
+            return None
+        for node in where.walk():
+            if isinstance(node, exp.AggFunc):
+                raise _refuse("aggregates in WHERE")
+            name = node.name if isinstance(node, exp.Anonymous) else ""
+            if isinstance(node, exp.Func) and name.lower() in _WHERE_FUNCTIONS:
+                raise _refuse(f"{name.lower()}() in WHERE")
+            if isinstance(node, exp.Column):
+                node.set("this", exp.to_identifier(self._column(node, "a WHERE column").name))
+                node.set("table", None)  # one table: the inner query reads it unaliased
+        return str(where.this.sql(dialect="duckdb"))
+
+    def _order(
+        self, select: exp.Select, keys: list[str], measures: list[str]
+    ) -> tuple[tuple[str, bool], ...]:
+        from sqlglot import exp
+
+        order = select.args.get("order")
+        if order is None:
+            return ()
+        items = [e.alias_or_name for e in select.expressions]
+        names = {n.casefold(): n for n in keys + measures}
+        result = []
+        for ordered in order.expressions:
+            node = ordered.this
+            if isinstance(node, exp.Literal) and not node.is_string and node.name.isdigit():
+                position = int(node.name)
+                name = items[position - 1] if 1 <= position <= len(items) else ""
+            elif isinstance(node, exp.Column) and not node.table:
+                name = node.name
+            else:
+                name = ""
+            if name.casefold() not in names:
+                raise _refuse(f"ORDER BY {node.sql(dialect='duckdb')}; order by output columns")
+            result.append((names[name.casefold()], bool(ordered.args.get("desc"))))
+        return tuple(result)
+
+    def _sql(self, keys: list[DPColumn], where: str | None) -> str:
+        schema = self.schema
+        names = [_q(k.name) for k in keys]
+        outer = [f"{self._aggregate_sql(a)} AS {_q(a.column)}" for a in self.aggregates.values()]
+        inner = names + [f"{e} AS {_q(a)}" for a, e in self.values.items()]
+        cap = schema.needs_cap and schema.privacy_unit is not None
+        if cap:  # DuckDB refuses random() in a window's ORDER BY; it is drawn a level below
+            inner += [f"{_q(str(schema.privacy_unit))} AS {_q(_PREFIX + 'unit')}"]
+            inner += [f"random() AS {_q(_PREFIX + 'draw')}"]
+        rows = f"SELECT {', '.join(inner or ['1 AS ' + _q(_PREFIX + 'row')])} "
+        rows += f"FROM {_q(schema.dataset)} AS t"
+        if cap:  # out-of-domain rows go before the cap, so the k rows kept are ones that count
+            rows += _semi_joins("t", keys)
+        if where:
+            rows += f" WHERE {where}"
+        if cap:
+            rows = (
+                f"SELECT * FROM ({rows}) QUALIFY row_number() OVER (PARTITION BY "
+                f"{_q(_PREFIX + 'unit')} ORDER BY {_q(_PREFIX + 'draw')}) "
+                f"<= {schema.max_contributions}"
+            )
+        sql = f"SELECT {', '.join(names + outer)} FROM ({rows}) AS {_q(_PREFIX + 'rows')}"
+        if not keys:
+            return sql
+        sql = f"SELECT a.* FROM ({sql} GROUP BY {', '.join(names)}) AS a"
+        # Without a cap, dropping out-of-domain groups after aggregating is the same as
+        # dropping their rows before, and free: a row filter on 10M rows doubled the time.
+        return sql if cap else sql + _semi_joins("a", keys)
+
+    def _aggregate_sql(self, agg: DPAggregate) -> str:
+        if agg.source is None:
+            return "COUNT(*)"
+        v = _q(self._value(self.columns[agg.source]))
+        if agg.clamp is None:
+            return f"COUNT({v})"
+        lo, hi = agg.clamp
+        clamped = f"CASE WHEN {v} < {lo} THEN {lo} WHEN {v} > {hi} THEN {hi} ELSE {v} END"
+        return f"COALESCE(CAST(SUM(CAST({clamped} AS BIGINT)) AS BIGINT), 0)"
+
+
+def _semi_joins(table: str, keys: list[DPColumn]) -> str:
+    """Keep the rows of ``table`` whose keys are in their declared domains (NULL too)."""
+    sql = ""
+    for i, key in enumerate(keys):
+        values, v = ", ".join(_literal(v) for v in key.categories or ()), _q(_PREFIX + "value")
+        sql += (
+            f" SEMI JOIN (SELECT unnest([{values}]) AS {v}) AS d{i} "
+            f"ON {table}.{_q(key.name)} IS NOT DISTINCT FROM d{i}.{v}"
+        )
+    return sql
+
+
+def _ci(name: str) -> tuple[str, str]:
+    return f"{name}_ci_low", f"{name}_ci_high"
+
+
+def _grid(bounds: tuple[float, float]) -> int:
+    """Binary digits ``p`` of the sum grid: ``max(|lo|, |hi|) * 2**p < 2**31``."""
+    exponent = math.frexp(max(abs(bounds[0]), abs(bounds[1])))[1]
+    return min(31 - exponent, 52)

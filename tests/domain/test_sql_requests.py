@@ -1,0 +1,168 @@
+"""SQL requests end to end: validated, run on the mock, run in the sandbox, checked, released."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import rds
+from rds.errors import InvalidInput, RDSError
+
+BY_WARD = (
+    "SELECT ward, COUNT(*) AS n, AVG(age) AS mean_age FROM patients GROUP BY ward ORDER BY ward"
+)
+
+
+def test_aggregate_passes_checks_and_is_released(
+    domain: rds.Domain, session: rds.Session, private_frame: pd.DataFrame
+) -> None:
+    req = session.dataset("patients").sql(BY_WARD, reason="ward profile")
+    assert req.kind == "sql" and list(req.mock_result.columns) == ["ward", "n", "mean_age"]
+    review = domain.request(req.id)
+    assert review.kind == "sql" and review.sql.startswith("SELECT ward")
+    preview = review.run()
+    assert preview.ok and preview.sandboxed
+    assert preview.checks.verdict == "pass"
+    expected = private_frame.groupby("ward")["age"].agg(["count", "mean"])
+    result = preview.result.set_index("ward")
+    assert result["n"].tolist() == expected["count"].tolist()
+    assert np.allclose(result["mean_age"], expected["mean"])
+    assert not any(c.startswith("__rds") for c in preview.result.columns)
+    review.approve()
+    released = req.result(timeout=30, progress=False)
+    pd.testing.assert_frame_equal(released, preview.result)
+    assert req.checks is not None and req.checks.verdict == "pass"
+    assert all(not c.numbers for c in req.checks.checks)  # the scientist sees no figures
+
+
+SMALL_CELLS = (
+    "SELECT ward, age, COUNT(*) AS n, AVG(los_days) AS los FROM patients "
+    "GROUP BY ward, age ORDER BY ward, age"
+)
+
+
+def test_small_cells_block_release_without_a_justification(
+    domain: rds.Domain, session: rds.Session
+) -> None:
+    req = session.dataset("patients").sql(SMALL_CELLS, reason="fine grid")
+    review = domain.request(req.id)
+    preview = review.run()
+    assert preview.checks.verdict == "fail"
+    assert "threshold" in [c.rule for c in preview.checks.failed]
+    with pytest.raises(RDSError, match="justification"):
+        review.approve()
+    review.approve(justification="Ethics board approved release of this table (ref 2026-17).")
+    (approved,) = domain.ledger.events(event="approved", request=req.id)
+    assert approved.data["justification"].startswith("Ethics board")
+    assert "threshold" in approved.data["failed_checks"]
+    released = req.result(timeout=30, progress=False)
+    assert released["n"].min() < 10  # released as it was, on the owner's word
+    assert req.checks is not None and req.checks.verdict == "fail"
+
+
+def test_suppress_policy_blanks_failing_cells(
+    domain: rds.Domain, session: rds.Session, private_frame: pd.DataFrame
+) -> None:
+    domain.set_policy("patients", rds.Policy(on_fail="suppress"))
+    query = (
+        "SELECT ward, COUNT(*) AS n, SUM(los_days) AS los FROM patients "
+        "WHERE age < 20 OR ward <> 'neuro' GROUP BY ward ORDER BY ward"
+    )
+    req = session.dataset("patients").sql(query, reason="suppress me")
+    review = domain.request(req.id)
+    preview = review.run()
+    young_neuro = int(((private_frame.ward == "neuro") & (private_frame.age < 20)).sum())
+    assert 0 < young_neuro < 10  # the fixture has a small neuro cell
+    assert preview.checks.verdict == "warn"
+    assert "neuro" not in preview.result["ward"].tolist()  # a small group loses its row
+    review.approve()
+    released = req.result(timeout=30, progress=False)
+    assert sorted(released["ward"]) == ["cardio", "onco"]
+    text = repr(req.checks.to_dict())
+    assert str(young_neuro) not in text.replace("10", "")
+
+
+def test_record_level_query_fails_unless_columns_are_non_sensitive(
+    domain: rds.Domain, session: rds.Session
+) -> None:
+    rows = session.dataset("patients").sql("SELECT age, ward FROM patients", reason="rows")
+    assert domain.request(rows.id).run().checks.verdict == "fail"
+    domain.set_policy("patients", rds.Policy(non_sensitive=["ward"]))
+    wards = session.dataset("patients").sql("SELECT DISTINCT ward FROM patients", reason="codes")
+    assert domain.request(wards.id).run().checks.verdict == "pass"
+    leaky = session.dataset("patients").sql(
+        "SELECT DISTINCT ward FROM patients WHERE age > 90", reason="filter on sensitive"
+    )
+    assert domain.request(leaky.id).run().checks.verdict == "fail"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "COPY patients TO '/tmp/x.csv'",
+        "ATTACH '/tmp/x.db'",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "PRAGMA version",
+        "SET threads = 1",
+        "SELECT * FROM 'secret.parquet'",
+        "SELECT * FROM glob('/*')",
+        "SELECT getenv('HOME')",
+        "SELECT * FROM information_schema.tables",
+        "SELECT * FROM other_table",
+        "DELETE FROM patients",
+        "SELECT 1; SELECT 2",
+    ],
+)
+def test_refused_queries_are_never_submitted(
+    domain: rds.Domain, session: rds.Session, query: str
+) -> None:
+    before = len(domain.requests)
+    with pytest.raises(InvalidInput):
+        session.dataset("patients").sql(query, reason="attack")
+    assert len(domain.requests) == before
+
+
+def test_query_failing_on_the_mock_is_not_submitted(
+    domain: rds.Domain, session: rds.Session
+) -> None:
+    with pytest.raises(rds.MockRunFailed, match="mock"):
+        session.dataset("patients").sql("SELECT no_such_column FROM patients", reason="typo")
+    assert domain.requests == []
+
+
+def test_join_of_two_datasets(domain: rds.Domain, session: rds.Session) -> None:
+    wards = pd.DataFrame({"ward": ["cardio", "onco", "neuro"], "floor": [1, 2, 3]})
+    domain.publish("wards", wards, mock=wards)
+    session._fetched = 0.0
+    req = session.dataset("patients").sql(
+        "SELECT w.floor, COUNT(*) AS n FROM patients p JOIN wards w USING (ward) "
+        "GROUP BY w.floor ORDER BY w.floor",
+        reason="patients per floor",
+    )
+    review = domain.request(req.id)
+    assert review.datasets == ["patients", "wards"]
+    preview = review.run()
+    assert preview.checks.verdict == "pass"
+    assert preview.result["floor"].tolist() == [1, 2, 3]
+
+
+def test_auto_release_of_checked_sql(domain: rds.Domain, session: rds.Session) -> None:
+    domain.set_policy("patients", rds.Policy(auto_release="checked-sql"))
+    session._fetched = 0.0
+    ds = session.dataset("patients")
+    good = ds.sql(BY_WARD, reason="auto")
+    assert good.status == "released"
+    assert len(good.result(timeout=30, progress=False)) == 3
+    (decision,) = domain.ledger.events(event="approved", request=good.id)
+    assert decision.actor == "policy:checked-sql" and decision.data["policy"] == "checked-sql"
+    bad = ds.sql(SMALL_CELLS, reason="waits for a human")
+    assert bad.status == "pending"
+    assert domain.request(bad.id).status == "ran"
+
+    def fn(df):
+        return len(df)
+
+    assert ds.request(fn, reason="python waits").status == "pending"

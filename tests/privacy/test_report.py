@@ -1,0 +1,94 @@
+"""Check reports: verdicts, the scientist's view, and the JSON round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rds.errors import InvalidInput
+from rds.privacy.report import Check, CheckReport
+
+SMALL = Check(
+    "threshold", "fail", "1 of 4 cells has fewer than 10 records.", {"cells": [[2, "n", 3]]}
+)
+DOMINANT = Check("dominance", "warn", "1 of 4 cells was suppressed.", {"share": 0.97})
+FINE = Check("zeros", "pass", "None of the 4 cells is zero.")
+
+
+def test_the_verdict_is_the_worst_check() -> None:
+    assert CheckReport(()).verdict == "pass"
+    assert CheckReport((FINE,)).verdict == "pass"
+    assert CheckReport((FINE, DOMINANT)).verdict == "warn"
+    report = CheckReport((DOMINANT, SMALL, FINE))
+    assert report.verdict == "fail"
+    assert report.failed == (SMALL,)
+    assert report.warned == (DOMINANT,)
+
+
+@pytest.mark.parametrize("verdict", ["ok", "FAIL", "", None, "review"])
+def test_only_three_verdicts_exist(verdict: object) -> None:
+    with pytest.raises(InvalidInput, match="pass"):
+        Check("threshold", verdict, "x")  # type: ignore[arg-type]
+
+
+def test_numbers_are_stored_as_plain_json() -> None:
+    check = Check(
+        "dominance",
+        "fail",
+        "x",
+        {"share": np.float64(0.95), "n": np.int64(3), "cells": ((1, "a"),), "nan": float("nan")},
+    )
+    assert check.numbers == {"share": 0.95, "n": 3, "cells": [[1, "a"]], "nan": None}
+    assert type(check.numbers["n"]) is int
+    json.dumps(check.numbers, allow_nan=False)
+
+
+def test_the_scientist_sees_verdicts_and_explanations_only() -> None:
+    report = CheckReport((SMALL, DOMINANT, FINE))
+    seen = report.for_scientist()
+    assert [c.numbers for c in seen.checks] == [{}, {}, {}]
+    assert [(c.rule, c.verdict, c.explanation) for c in seen.checks] == [
+        (c.rule, c.verdict, c.explanation) for c in report.checks
+    ]
+    assert "3" not in json.dumps(seen.to_dict()).replace("of 4", "")
+    assert report.checks[0].numbers  # the owner's copy keeps them
+
+
+def test_json_round_trip() -> None:
+    report = CheckReport((SMALL, DOMINANT, FINE))
+    stored = json.loads(json.dumps(report.to_dict()))
+    assert stored["verdict"] == "fail"
+    assert CheckReport.from_dict(stored) == report
+    assert CheckReport.from_dict(CheckReport(()).to_dict()) == CheckReport(())
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {},
+        {"checks": "threshold"},
+        {"checks": [{"rule": "threshold", "verdict": "pass"}]},
+        {"checks": [{"rule": "threshold", "verdict": "maybe", "explanation": "x"}]},
+        [],
+    ],
+)
+def test_malformed_stored_reports_are_refused(stored: object) -> None:
+    with pytest.raises(InvalidInput):
+        CheckReport.from_dict(stored)  # type: ignore[arg-type]
+
+
+def test_frame_repr_and_combining() -> None:
+    report = CheckReport((SMALL,)) + CheckReport((FINE,))
+    assert [c.rule for c in report.checks] == ["threshold", "zeros"]
+    frame = report.to_frame()
+    assert list(frame.columns) == ["rule", "verdict", "explanation", "numbers"]
+    assert list(report.for_scientist().to_frame().columns) == ["rule", "verdict", "explanation"]
+    text = repr(report)
+    assert text.startswith("CheckReport(fail)")
+    assert "threshold" in text and "1 of 4 cells" in text and "[[2" not in text
+    assert "<table" in report._repr_html_()
+    assert repr(CheckReport(())) == "CheckReport(pass: no checks)"
+    with pytest.raises(TypeError):
+        report + 1
