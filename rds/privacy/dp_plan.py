@@ -7,26 +7,10 @@ A DP query has one shape::
 
 with ``agg`` one of ``COUNT(*)``, ``COUNT(col)``, ``SUM(col)``, ``AVG(col)`` (``MEAN``).
 :func:`parse_dp_query` checks that shape against the dataset's public schema and rewrites
-it into the SQL the sandbox runs on the private table. That SQL computes *exact* per-group
-aggregates whose change, when one individual is added or removed, is bounded:
-
-- the WHERE condition only drops rows, and it sees one row at a time (no subqueries,
-  aggregates or window functions);
-- rows whose GROUP BY keys fall outside the declared public domains are dropped, so the
-  set of groups is fixed before the data is read (a semi join on the groups after
-  aggregating, which is the same and free; before the cap when there is one);
-- with ``needs_cap`` each privacy unit keeps at most ``k = max_contributions`` of its
-  remaining rows, picked at random (``random()`` per row, then ``QUALIFY row_number() OVER
-  (PARTITION BY unit ORDER BY draw) <= k``). Which rows a unit keeps depends only on its
-  own rows and draws, so the bound holds under the coupling of everyone else's draws.
-  Without ``needs_cap`` the owner has vouched that no unit has more than k rows;
-- summed values are clamped and put on a fixed-point grid: ``v = round(x * 2**p)`` clamped
-  to the integers ``[lo_q, hi_q]``, ``|lo_q|, |hi_q| < 2**31``, summed exactly as integers
-  by DuckDB. NaN and NULL are missing values (not counted by ``COUNT(col)``, not summed).
-
-Integer sums matter: a floating-point sum's rounding depends on the order of the rows, so
-its true sensitivity can exceed ``k * max(|lo|, |hi|)`` (Casacuberta et al., CCS 2022).
-The per-row grid error is at most ``2**-p / 2 < max(|lo|, |hi|) * 2**-31``.
+it into the SQL the sandbox runs on the private table (:mod:`rds.privacy._dp_sql`, which
+says how that SQL bounds what one individual can change: a WHERE that sees one row at a
+time, keys kept to their public domains, at most ``k = max_contributions`` rows per privacy
+unit, and sums clamped to ``[lo_q, hi_q]`` on an integer grid of ``2**-p``).
 
 Sensitivities (add/remove one individual, who has at most k counted rows, over the whole
 vector of groups; the L2 bound is the same number because all k rows may land in one
@@ -39,14 +23,14 @@ group)::
 The noise and the accounting live in :mod:`rds.privacy.dp`.
 """
 
-# ruff: noqa: S608  (SQL is built from text: identifiers go through _q, values through
-# _literal, and the WHERE text is sqlglot's rendering of a checked tree)
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING, Any
 
 from rds.errors import InvalidInput
+from rds.privacy._dp_sql import PREFIX as _PREFIX
+from rds.privacy._dp_sql import grid, private_sql
 from rds.privacy.dp_types import (
     DPAggregate,
     DPColumn,
@@ -69,7 +53,6 @@ SUPPORTED = (
     "category domain."
 )
 MAX_CELLS = 1_000_000  # cells of the keys' cross product: each one is released, with noise
-_PREFIX = "__rds_"
 _AGG_ARGS = {"this", "big_int"}
 # setseed/nextval change state the unit cap's random() depends on; error() would make the
 # query fail or not depending on private values, a leak outside the DP guarantee
@@ -113,18 +96,6 @@ def _refuse(what: str) -> InvalidInput:
     return InvalidInput(f"Refused for a DP query: {what}. {SUPPORTED}")
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(value: Any) -> str:
-    from sqlglot import exp
-
-    if isinstance(value, float):  # via text: DuckDB reads '0.1' as exactly Python's 0.1
-        return f"CAST('{value!r}' AS DOUBLE)"
-    return str(exp.convert(value).sql(dialect="duckdb"))
-
-
 class _Planner:
     def __init__(self, schema: DPSchema) -> None:
         self.schema = schema = checked_schema(schema)
@@ -132,7 +103,6 @@ class _Planner:
         self.folded = {c.name.casefold(): c for c in schema.columns}
         self.qualifiers = {schema.dataset.casefold()}
         self.aggregates: dict[tuple[str, str | None], DPAggregate] = {}
-        self.values: dict[str, str] = {}  # inner-projection alias -> expression
 
     def plan(self, query: str) -> DPPlan:
         select = self._parse(query)
@@ -149,7 +119,7 @@ class _Planner:
         order = self._order(select, names, [m.name for m in measures])
         where = self._where(select)
         return DPPlan(
-            sql=self._sql(keys, where),
+            sql=private_sql(self.schema, keys, self.aggregates.values(), where),
             keys=tuple(names),
             domains=tuple(tuple(k.categories or ()) for k in keys),
             measures=tuple(measures),
@@ -301,18 +271,6 @@ class _Planner:
             self.aggregates[key] = make(f"{_PREFIX}a{len(self.aggregates)}")
         return self.aggregates[key]
 
-    def _value(self, col: DPColumn) -> str:
-        """The inner-projection alias of ``col``: NaN as NULL, and on the grid if numeric."""
-        alias = f"{_PREFIX}v_{col.name}"
-        if alias not in self.values:
-            self.values[alias] = _q(col.name)
-            if numeric_dtype(col.dtype):
-                scaled = f"NULLIF(CAST({_q(col.name)} AS DOUBLE), CAST('NaN' AS DOUBLE))"
-                if col.bounds is not None:
-                    scaled = f"ROUND({scaled} * {_literal(2.0 ** _grid(col.bounds))})"
-                self.values[alias] = scaled
-        return alias
-
     def _count(self, col: DPColumn | None) -> DPAggregate:
         k = self.schema.max_contributions
         if col is None or not nullable_dtype(col.dtype):  # COUNT(col) == COUNT(*) for these
@@ -326,7 +284,7 @@ class _Planner:
                 f"SUM/AVG of {col.name!r}, which has no declared numeric bounds "
                 f"(columns with bounds: {', '.join(known) or 'none'})"
             )
-        p = _grid(col.bounds)
+        p = grid(col.bounds)
         lo_q, hi_q = math.ceil(col.bounds[0] * 2.0**p), math.floor(col.bounds[1] * 2.0**p)
         sens = self.schema.max_contributions * max(abs(lo_q), abs(hi_q))
         return self._add(
@@ -376,63 +334,6 @@ class _Planner:
             result.append((names[name.casefold()], bool(ordered.args.get("desc"))))
         return tuple(result)
 
-    def _sql(self, keys: list[DPColumn], where: str | None) -> str:
-        schema = self.schema
-        names = [_q(k.name) for k in keys]
-        outer = [f"{self._aggregate_sql(a)} AS {_q(a.column)}" for a in self.aggregates.values()]
-        inner = names + [f"{e} AS {_q(a)}" for a, e in self.values.items()]
-        cap = schema.needs_cap and schema.privacy_unit is not None
-        if cap:  # DuckDB refuses random() in a window's ORDER BY; it is drawn a level below
-            inner += [f"{_q(str(schema.privacy_unit))} AS {_q(_PREFIX + 'unit')}"]
-            inner += [f"random() AS {_q(_PREFIX + 'draw')}"]
-        rows = f"SELECT {', '.join(inner or ['1 AS ' + _q(_PREFIX + 'row')])} "
-        rows += f"FROM {_q(schema.dataset)} AS t"
-        if cap:  # out-of-domain rows go before the cap, so the k rows kept are ones that count
-            rows += _semi_joins("t", keys)
-        if where:
-            rows += f" WHERE {where}"
-        if cap:
-            rows = (
-                f"SELECT * FROM ({rows}) QUALIFY row_number() OVER (PARTITION BY "
-                f"{_q(_PREFIX + 'unit')} ORDER BY {_q(_PREFIX + 'draw')}) "
-                f"<= {schema.max_contributions}"
-            )
-        sql = f"SELECT {', '.join(names + outer)} FROM ({rows}) AS {_q(_PREFIX + 'rows')}"
-        if not keys:
-            return sql
-        sql = f"SELECT a.* FROM ({sql} GROUP BY {', '.join(names)}) AS a"
-        # Without a cap, dropping out-of-domain groups after aggregating is the same as
-        # dropping their rows before, and free: a row filter on 10M rows doubled the time.
-        return sql if cap else sql + _semi_joins("a", keys)
-
-    def _aggregate_sql(self, agg: DPAggregate) -> str:
-        if agg.source is None:
-            return "COUNT(*)"
-        v = _q(self._value(self.columns[agg.source]))
-        if agg.clamp is None:
-            return f"COUNT({v})"
-        lo, hi = agg.clamp
-        clamped = f"CASE WHEN {v} < {lo} THEN {lo} WHEN {v} > {hi} THEN {hi} ELSE {v} END"
-        return f"COALESCE(CAST(SUM(CAST({clamped} AS BIGINT)) AS BIGINT), 0)"
-
-
-def _semi_joins(table: str, keys: list[DPColumn]) -> str:
-    """Keep the rows of ``table`` whose keys are in their declared domains (NULL too)."""
-    sql = ""
-    for i, key in enumerate(keys):
-        values, v = ", ".join(_literal(v) for v in key.categories or ()), _q(_PREFIX + "value")
-        sql += (
-            f" SEMI JOIN (SELECT unnest([{values}]) AS {v}) AS d{i} "
-            f"ON {table}.{_q(key.name)} IS NOT DISTINCT FROM d{i}.{v}"
-        )
-    return sql
-
 
 def _ci(name: str) -> tuple[str, str]:
     return f"{name}_ci_low", f"{name}_ci_high"
-
-
-def _grid(bounds: tuple[float, float]) -> int:
-    """Binary digits ``p`` of the sum grid: ``max(|lo|, |hi|) * 2**p < 2**31``."""
-    exponent = math.frexp(max(abs(bounds[0]), abs(bounds[1])))[1]
-    return min(31 - exponent, 52)

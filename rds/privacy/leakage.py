@@ -19,7 +19,9 @@ private dataset it was computed from, and reports one ``Check`` per rule:
   the dataset's rows) with cells from 1 to ``min_cell_count - 1``, or zeros: a warning.
 
 Lists of dicts, dicts of equal-length lists and dicts of scalars are read as tables, since
-``df.to_dict(...)`` is as good a way to copy records as returning the frame.
+``df.to_dict(...)`` is as good a way to copy records as returning the frame. Taking the
+output apart, and gathering the strings an identifier could hide in, is in
+``rds.privacy._output_values``; this module holds the rules.
 
 The private side is only scanned with vectorised lookups (``Index.get_indexer``, ``isin``):
 a dataset of 10 million rows takes well under a second per million rows.
@@ -27,9 +29,10 @@ a dataset of 10 million rows takes well under a second per million rows.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
+from rds.privacy._output_values import SCALARS, numeric_hits, strings_in, text_candidates, walk
 from rds.privacy.report import Check, CheckReport
 from rds.privacy.sdc import SDCRules
 
@@ -37,8 +40,6 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-_SCALARS = (type(None), bool, int, float, str)
-_WORDS = 4  # longest run of words compared with a text identifier
 _LIMIT = 100  # rows or values listed in a check's numbers
 
 
@@ -73,7 +74,7 @@ def check_output(
     >>> check_output(float(private.age.mean()), private=private).verdict
     'pass'
     """
-    leaves = list(_leaves(value, "result"))
+    leaves = list(walk(value, "result"))
     return CheckReport(
         (
             _types(value, leaves),
@@ -86,64 +87,11 @@ def check_output(
     )
 
 
-def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    """(position, value) for each scalar, table, series or array in the output."""
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(value, (*_SCALARS, np.generic, pd.DataFrame, pd.Series, np.ndarray)):
-        yield path, value
-    elif type(value).__module__.split(".")[0] == "torch":
-        import torch  # only when the output holds a tensor: torch is slow to import
-
-        if isinstance(value, torch.Tensor):
-            yield path, value.detach().cpu().float().numpy()
-        else:
-            yield path, value
-    elif isinstance(value, (dict, list, tuple)) and (table := _as_table(value)) is not None:
-        yield path, table
-    elif isinstance(value, dict):
-        for i, (key, item) in enumerate(value.items()):
-            if isinstance(key, str):  # searched for identifiers, like any other string
-                yield f"{path} key {i}", key
-            yield from _leaves(item, f"{path}[{i}]")
-    elif isinstance(value, (list, tuple)) and value and all(_scalar(v) for v in value):
-        yield path, pd.Series(list(value))
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from _leaves(item, f"{path}[{i}]")
-    else:
-        yield path, value
-
-
-def _scalar(value: Any) -> bool:
-    import numpy as np
-
-    return isinstance(value, (*_SCALARS, np.generic))
-
-
-def _as_table(value: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> pd.DataFrame | None:
-    """Records (list of dicts), columns (dict of equal-length lists) or one record, as a table."""
-    import pandas as pd
-
-    if isinstance(value, dict):
-        if value and all(_scalar(v) for v in value.values()):
-            return pd.DataFrame([value])
-        lists = [v for v in value.values() if isinstance(v, (list, tuple))]
-        same = len(lists) == len(value) and len({len(v) for v in lists}) == 1
-        if value and same and all(_scalar(x) for v in lists for x in v):
-            return pd.DataFrame({k: list(v) for k, v in value.items()})
-        return None
-    if value and all(isinstance(r, dict) and all(_scalar(x) for x in r.values()) for r in value):
-        return pd.DataFrame(list(value))
-    return None
-
-
 def _types(value: Any, leaves: list[tuple[str, Any]]) -> Check:
     import numpy as np
     import pandas as pd
 
-    allowed = (*_SCALARS, np.generic, pd.DataFrame, pd.Series, np.ndarray)
+    allowed = (*SCALARS, np.generic, pd.DataFrame, pd.Series, np.ndarray)
     refused = sorted({type(v).__name__ for _, v in leaves if not isinstance(v, allowed)})
     if refused:
         text = f"The result holds {', '.join(refused)}, which may not leave the sandbox."
@@ -268,50 +216,6 @@ def _codes(index: pd.Index, values: pd.Series) -> np.ndarray:
     return index.get_indexer(values)
 
 
-def _strings(leaves: list[tuple[str, Any]]) -> set[str]:
-    """Every string in the output: cells, column and index names, index values, keys, items."""
-    import numpy as np
-    import pandas as pd
-
-    texts: list[Any] = []
-    for _, value in leaves:
-        if isinstance(value, str):
-            texts.append(value)
-        elif isinstance(value, (pd.DataFrame, pd.Series)):
-            frame = value.to_frame() if isinstance(value, pd.Series) else value
-            texts += [*frame.columns, *frame.index.names]
-            parts = [frame.index.get_level_values(i) for i in range(frame.index.nlevels)]
-            for column in [*parts, *(c for _, c in frame.items())]:
-                if not pd.api.types.is_numeric_dtype(column):
-                    texts += _texts(column.dropna())
-        elif isinstance(value, np.ndarray) and value.dtype.kind in "OUS":
-            texts += value.ravel().tolist()
-    flat = [t for x in texts for t in (x if isinstance(x, tuple) else (x,))]
-    return {t for t in flat if isinstance(t, str) and t.strip()}
-
-
-def _texts(values: Any) -> list[Any]:
-    import numpy as np
-    import pandas as pd
-
-    try:
-        return list(pd.unique(values.astype(object)))
-    except TypeError:  # cells holding lists: look inside them
-        nested = (list, tuple, np.ndarray)
-        return [x for v in values for x in (v if isinstance(v, nested) else [v])]
-
-
-def _candidates(texts: set[str]) -> set[str]:
-    """Whole strings and runs of up to four words, each in the usual letter cases."""
-    runs = set()
-    for text in texts:
-        runs.add(text.strip())
-        words = [w.strip(".,;:!?\"'()[]{}<>") for w in text.split()]
-        for i in range(len(words)):
-            runs.update(" ".join(words[i:j]) for j in range(i + 1, min(i + _WORDS, len(words)) + 1))
-    return {f(r) for r in runs if r for f in (str, str.lower, str.upper, str.title, str.capitalize)}
-
-
 def _identifying(
     leaves: list[tuple[str, Any]], private: pd.DataFrame, identifying: Collection[str]
 ) -> Check:
@@ -320,12 +224,12 @@ def _identifying(
     columns = [c for c in identifying if c in private.columns]
     if not columns:
         return Check("identifying", "pass", "No column is marked identifying.")
-    candidates = _candidates(_strings(leaves))
+    candidates = text_candidates(strings_in(leaves))
     found: dict[str, list[Any]] = {}
     for column in columns:
         values = private[column]
         if pd.api.types.is_numeric_dtype(values):
-            hits = _numeric_hits(leaves, column, values)
+            hits = numeric_hits(leaves, column, values)
         else:
             hits = pd.unique(values[values.isin(candidates)]).tolist() if candidates else []
         if len(hits):
@@ -335,24 +239,6 @@ def _identifying(
         return Check("identifying", "pass", text)
     text = f"The result contains values of identifying columns: {', '.join(found)}."
     return Check("identifying", "fail", text, {"values": found})
-
-
-def _numeric_hits(leaves: list[tuple[str, Any]], column: str, values: pd.Series) -> list[Any]:
-    """Values of a numeric identifier in output columns, index levels or series of its name."""
-    import pandas as pd
-
-    hits: list[Any] = []
-    for _, value in leaves:
-        if isinstance(value, pd.Series):
-            value = value.to_frame(value.name if value.name is not None else "__value__")
-        if not isinstance(value, pd.DataFrame):
-            continue
-        if column in value.index.names:
-            value = value.reset_index()
-        for _, series in value.loc[:, value.columns == column].items():
-            numbers = pd.to_numeric(series, errors="coerce").dropna()
-            hits += pd.unique(numbers[numbers.isin(values.dropna())]).tolist()
-    return hits
 
 
 def _length(value: Any) -> int | None:
