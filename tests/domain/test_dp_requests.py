@@ -186,8 +186,9 @@ def test_parallel_requests_over_http_never_overspend(tmp_path: Path) -> None:
             try:
                 req.result(timeout=120, poll=0.2, progress=False)
                 outcomes.append("released")
-            except rds.RequestDenied as exc:
-                assert "budget" in exc.reason
+            except rds.RequestDenied:
+                # The reason is checked in the ledger below: over HTTP under this load, syft
+                # 0.9.5 sometimes hands the scientist a denial without its reason.
                 outcomes.append("denied")
 
         threads = [threading.Thread(target=fire, args=(s,)) for s in sessions]
@@ -209,4 +210,8 @@ def test_parallel_requests_over_http_never_overspend(tmp_path: Path) -> None:
         if e["event"] == "epsilon_reserved"
     }
     assert len(spent) == 3 and sum(reserved[e["data"]["request"]] for e in spent) <= 1.0
+    denials = [e for e in ledger if e["event"] == "denied"]
+    assert len(denials) == 3
+    assert all(e["actor"] == "policy:epsilon_budget" for e in denials)
+    assert all("budget" in e["data"]["reason"] for e in denials)
     assert rds.Ledger(path / "ledger.jsonl").verify() == len(ledger)
