@@ -124,8 +124,8 @@ def serve(path: Path, *, host: str, port: int) -> None:
                 for record in conn.requests():
                     if record.id not in seen:
                         domain.note_submission(record)
-                        seen.add(record.id)
                         domain.auto_release(record.id)
+                        seen.add(record.id)  # after: a transient failure is retried
             except Exception as exc:  # keep serving; the owner's next listing records it
                 print(f"rds: request watcher: {exc}", file=sys.stderr, flush=True)
 
