@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import linecache
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from rds._syft.server import quiet
 from rds.errors import AuthenticationFailed, DomainUnreachable, InvalidInput, RDSError
 
 META_PREFIX = "rds-meta:"
+_DENIAL_REREADS = 15
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,18 @@ class Connection:
         return [self._record(r) for r in found]
 
     def request(self, request_id: str) -> RequestRecord:
-        return self._record(self._get(request_id))
+        """One request. A denial is re-read until its reason resolves (a few seconds at most).
+
+        Over HTTP under load, syft 0.9.5 sometimes computes a request's status from a stale
+        view and reports a released request as rejected, without a reason; a real denial
+        always has one (rds requires it), so such a reading is checked again.
+        """
+        for _ in range(_DENIAL_REREADS):
+            record = self._record(self._get(request_id))
+            if record.status != "denied" or record.deny_reason:
+                return record
+            time.sleep(0.2)
+        return record
 
     def deposit(self, request_id: str, payload: bytes) -> None:
         """Release ``payload`` for the request (approves it in syft)."""

@@ -312,7 +312,7 @@ class Domain:
         return OwnerRequest(self, record)
 
     def auto_release(self, request_id: str) -> str | None:
-        """Apply the datasets' ``auto_release`` policy to a waiting request.
+        """Record a new request in the ledger and apply its datasets' ``auto_release`` policy.
 
         A served domain does this for every request as it arrives; returns ``"released"``,
         ``"denied"`` or ``None`` (left for a human).

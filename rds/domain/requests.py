@@ -102,8 +102,10 @@ class OwnerRequest:
         """
         from rds.domain.runs import run_request
 
-        if self.kind == "dp" and self.preview is not None and self.preview.ok:
-            return self.preview
+        if self.kind == "dp":
+            earlier = self.preview
+            if earlier is not None and earlier.ok:
+                return earlier
         domain = self._domain
         try:
             outcome = run_request(domain, self)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from rds.errors import RDSError
@@ -209,18 +209,9 @@ def _column_names(domain: Domain, dataset: str) -> list[str]:
 def _record(
     result: RunResult, kind: str, payload: bytes, *, privacy: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "ok": result.ok,
-        "stdout": result.stdout,
-        "stderr": result.stderr,
-        "error": result.error,
-        "error_type": result.error_type,
-        "duration": result.duration,
-        "sandboxed": result.sandboxed,
-        "sha256": hashlib.sha256(payload).hexdigest(),
-        "privacy": privacy,
-    }
+    # Everything the sandbox reported except its payload, which is stored beside it.
+    run = {k: v for k, v in asdict(result).items() if k != "payload"}
+    return {**run, "kind": kind, "sha256": hashlib.sha256(payload).hexdigest(), "privacy": privacy}
 
 
 def _failed(result: RunResult, kind: str) -> Outcome:

@@ -22,6 +22,7 @@ from rds.domain.layout import Layout
 from rds.errors import DomainError
 
 _WATCH_SECONDS = 1.0
+_WATCH_ATTEMPTS = 3
 
 
 def start(path: Path, *, host: str = "127.0.0.1", port: int = 8081, timeout: float = 90) -> str:
@@ -118,16 +119,26 @@ def serve(path: Path, *, host: str, port: int) -> None:
     stopping = threading.Event()
 
     def watch() -> None:
+        attempts: dict[str, int] = {}  # request id -> failed attempts; done ones leave
         seen: set[str] = set()
         while not stopping.wait(_WATCH_SECONDS):
             try:
-                for record in conn.requests():
-                    if record.id not in seen:
-                        domain.note_submission(record)
-                        domain.auto_release(record.id)
-                        seen.add(record.id)  # after: a transient failure is retried
-            except Exception as exc:  # keep serving; the owner's next listing records it
+                records = conn.requests()
+            except Exception as exc:  # keep serving; the next poll tries again
                 print(f"rds: request watcher: {exc}", file=sys.stderr, flush=True)
+                continue
+            for record in records:
+                if record.id in seen:
+                    continue
+                try:
+                    domain.auto_release(record.id)  # records the submission first
+                except Exception as exc:  # a transient failure is retried, a few times
+                    attempts[record.id] = attempts.get(record.id, 0) + 1
+                    print(f"rds: request {record.id[:8]}: {exc}", file=sys.stderr, flush=True)
+                    if attempts[record.id] < _WATCH_ATTEMPTS:
+                        continue
+                seen.add(record.id)
+                attempts.pop(record.id, None)
 
     def on_signal(*_: object) -> None:
         stopping.set()

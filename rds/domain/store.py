@@ -8,7 +8,6 @@ mounted read-only into a sandbox as it is.
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -18,13 +17,12 @@ import pyarrow.parquet as pq
 
 from rds.errors import InvalidInput
 from rds.sandbox.load import read_table, write_table
-
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+from rds.sandbox.sql import TABLE_NAME
 
 
 def check_name(name: str) -> str:
     """Dataset names double as SQL table names: letters, digits and ``_``."""
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not TABLE_NAME.fullmatch(name):
         raise InvalidInput(
             f"Invalid dataset name {name!r}: use 1-63 letters, digits or underscores, "
             "starting with a letter (it becomes the SQL table name)."
@@ -61,4 +59,6 @@ class PrivateStore:
     def names(self) -> list[str]:
         if not self.root.exists():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and NAME.match(p.name))
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and TABLE_NAME.fullmatch(p.name)
+        )

@@ -94,7 +94,8 @@ _LOCKDOWN = (
     "SET disabled_filesystems = 'LocalFileSystem'",
     "SET enable_progress_bar = false",
 )
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+#: What a table (and so a dataset) may be called: a plain SQL identifier.
+TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 def check_table_names(names: Mapping[str, object] | list[str]) -> None:
@@ -114,7 +115,7 @@ def check_table_names(names: Mapping[str, object] | list[str]) -> None:
     """
     seen: set[str] = set()
     for name in names:
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
+        if not isinstance(name, str) or not TABLE_NAME.fullmatch(name):
             raise InvalidInput(
                 f"{name!r} cannot be a table name in SQL: use letters, digits and underscores, "
                 "starting with a letter or underscore (at most 63 characters)."

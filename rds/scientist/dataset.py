@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from rds.errors import InvalidInput, MockRunFailed
+from rds.errors import InvalidInput, MockRunFailed, SQLError
 from rds.scientist.local import run_on_mock, source_of
 from rds.scientist.request import Request
 
@@ -111,7 +111,6 @@ class RemoteDataset:
         >>> ds.sql("SELECT ward, AVG(age) FROM patients GROUP BY ward", epsilon=0.5, reason="...")
         """
         from rds.privacy.sql import check_query
-        from rds.sandbox.sql import execute
 
         reason = _reason(reason)
         session = self._session
@@ -123,7 +122,7 @@ class RemoteDataset:
                 raise InvalidInput(
                     "delta= applies to differentially private queries; pass epsilon= too."
                 )
-            mock_result = _on_mock(execute, checked.sql, tables)
+            mock_result = _on_mock(checked.sql, tables)
             meta["kind"] = "sql"
         else:
             plan, mock_result = self._plan_dp(checked.sql, checked.datasets, epsilon, delta)
@@ -138,7 +137,6 @@ class RemoteDataset:
     ) -> tuple[Any, Any]:
         from rds.domain.runs import schema_for_dp
         from rds.privacy.dp import plan_dp_query, release_dp
-        from rds.sandbox.sql import execute
 
         if names != (self.name,):
             raise InvalidInput(
@@ -150,7 +148,7 @@ class RemoteDataset:
         unit = (self._record.meta.get("privacy_unit") or {}).get("column")
         schema = schema_for_dp(self.name, self._record.meta, needs_cap=unit is not None)
         plan = plan_dp_query(sql, schema, epsilon=epsilon, delta=delta)
-        exact = _on_mock(execute, plan.sql, {self.name: self})
+        exact = _on_mock(plan.sql, {self.name: self})
         return plan, release_dp(plan, exact).frame
 
     def _submit(
@@ -166,8 +164,7 @@ class RemoteDataset:
         conn = self._session._conn
         request_id = conn.submit(source=source, datasets=[d._record for d in datasets], meta=meta)
         domain = self._session._domain
-        if domain is not None:
-            domain.note_submission(conn.request(request_id))
+        if domain is not None:  # embedded: record it and apply the policy now
             domain.auto_release(request_id)
         return Request(self._session, request_id, meta=meta, mock_result=mock_result)
 
@@ -191,18 +188,15 @@ def sql_function(datasets: tuple[str, ...]) -> str:
     )
 
 
-def _on_mock(execute: Callable[..., Any], sql: str, tables: dict[str, RemoteDataset]) -> Any:
-    from rds.errors import SQLError
+def _on_mock(sql: str, tables: dict[str, RemoteDataset]) -> Any:
+    """Run ``sql`` on the datasets' mocks; a failure means nothing is submitted."""
+    from rds.sandbox.sql import execute
 
     try:
         return execute(sql, {name: ds.mock for name, ds in tables.items()})
-    except SQLError as exc:
-        raise MockRunFailed(
-            f"The query failed on the mock data, so it was not submitted: {exc}"
-        ) from exc
-    except InvalidInput:
-        raise
     except Exception as exc:
+        if isinstance(exc, InvalidInput) and not isinstance(exc, SQLError):
+            raise  # a bad table or argument, not a query that failed on the mock
         raise MockRunFailed(
             f"The query failed on the mock data, so it was not submitted: {exc}"
         ) from exc

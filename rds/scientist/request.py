@@ -10,8 +10,6 @@ from rds.domain.release import Release
 from rds.errors import RequestDenied, RequestFailed, RequestTimeout
 from rds.sandbox.codec import decode
 
-_REASON_RETRIES = 15
-
 if TYPE_CHECKING:
     from rds.privacy.report import CheckReport
     from rds.scientist.session import Session
@@ -62,7 +60,7 @@ class Request:
             record = conn.request(self.id)
             if record.status == "denied":
                 _done(progress)
-                raise RequestDenied(self._deny_reason(record.deny_reason))
+                raise RequestDenied(record.deny_reason or "no reason given")
             if record.status == "approved":
                 payload = conn.fetch_result(self.id)
                 if payload is not None:
@@ -83,15 +81,6 @@ class Request:
                     flush=True,
                 )
             time.sleep(poll if timeout is None else max(0.0, min(poll, timeout - waited)))
-
-    def _deny_reason(self, reason: str | None) -> str:
-        # Over HTTP, syft can report the denial a moment before its reason resolves.
-        for _ in range(_REASON_RETRIES):
-            if reason:
-                return reason
-            time.sleep(0.2)
-            reason = self._session._conn.request(self.id).deny_reason
-        return reason or "no reason given"
 
     @property
     def checks(self) -> CheckReport | None:

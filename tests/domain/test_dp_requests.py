@@ -186,9 +186,8 @@ def test_parallel_requests_over_http_never_overspend(tmp_path: Path) -> None:
             try:
                 req.result(timeout=120, poll=0.2, progress=False)
                 outcomes.append("released")
-            except rds.RequestDenied:
-                # The reason is checked in the ledger below: over HTTP under this load, syft
-                # 0.9.5 sometimes hands the scientist a denial without its reason.
+            except rds.RequestDenied as exc:
+                assert "budget" in exc.reason
                 outcomes.append("denied")
 
         threads = [threading.Thread(target=fire, args=(s,)) for s in sessions]

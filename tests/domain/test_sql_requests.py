@@ -79,8 +79,8 @@ def test_suppress_policy_blanks_failing_cells(
     review.approve()
     released = req.result(timeout=30, progress=False)
     assert sorted(released["ward"]) == ["cardio", "onco"]
-    text = repr(req.checks.to_dict())
-    assert str(young_neuro) not in text.replace("10", "")
+    assert req.checks is not None
+    assert all(not c.numbers for c in req.checks.checks)  # no figure of the dropped group
 
 
 def test_record_level_query_fails_unless_columns_are_non_sensitive(
