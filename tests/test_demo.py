@@ -33,7 +33,7 @@ def test_demo_seeds_and_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         assert creds_file.stat().st_mode & 0o077 == 0
         creds = json.loads(creds_file.read_text())
         session = rds.connect(url, email=creds["email"], password=creds["password"])
-        listing = session.datasets.set_index("name")
+        listing = session.datasets.to_frame().set_index("name")
         assert listing.loc["breast_cancer", "rows"] == 569
         assert listing.loc["diabetes", "rows"] == 442
         assert listing.loc["transactions", "rows"] == 1_000_000

@@ -123,7 +123,7 @@ def test_restart_after_kill_keeps_everything(served: tuple[Path, str]) -> None:
 
     owner = rds.Domain.open(path)
     session = rds.connect(url, email=creds.email, password=creds.password)
-    assert list(session.datasets["name"]) == ["patients"]
+    assert session.datasets.names == ["patients"]
     statuses = {r.id: r.status for r in owner.requests}
     assert statuses == {released.id: "released", denied.id: "denied", pending.id: "submitted"}
     again = session.request(released.id)

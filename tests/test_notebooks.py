@@ -29,14 +29,25 @@ EXPECTED = {
         "<Budget diabetes: ε spent 1.9",
         "entries verified:",
     ],
+    "04-owner-review.ipynb": [
+        "approve enabled before a private run: False",
+        "scientist sees: released",
+        "failed checks: ['threshold']",
+        "approve enabled without a justification: False",
+        "imports os",
+        "denied: Cells under 10 patients",
+        "status: released   verdict: pass",
+        "entries verified:",
+    ],
 }
 
 
 def test_course_exists() -> None:
-    assert [p.name for p in COURSE][:3] == [
+    assert [p.name for p in COURSE][:4] == [
         "01-quickstart.ipynb",
         "02-privacy-checks.ipynb",
         "03-dp-sql.ipynb",
+        "04-owner-review.ipynb",
     ]
 
 

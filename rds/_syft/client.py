@@ -21,6 +21,8 @@ from rds._syft.server import quiet
 from rds.errors import AuthenticationFailed, DomainUnreachable, InvalidInput, RDSError
 
 META_PREFIX = "rds-meta:"
+STAGE_TAG = "rds-stage:"
+CHECKS_TAG = "rds-checks:"
 _DENIAL_REREADS = 15
 
 
@@ -52,6 +54,8 @@ class RequestRecord:
     status: str  # "pending" | "approved" | "denied"
     deny_reason: str | None
     submitted_at: datetime
+    stage: str | None = None  # the owner's progress on a pending request: "running", "review"
+    checks: str | None = None  # the released result's check verdict: "pass", "warn", "fail"
 
 
 def _status_name(status: Any) -> str:
@@ -221,6 +225,20 @@ class Connection:
             time.sleep(0.2)
         return record
 
+    def set_stage(self, request_id: str, stage: str, *, checks: str | None = None) -> None:
+        """Tell the scientist how far the owner is with a pending request (request tags).
+
+        ``checks`` is set only just before a release: a verdict shown earlier would tell the
+        scientist something about the private data that nobody decided to release.
+        """
+        req = self._get(request_id)
+        tags = [t for t in req.tags if not t.startswith((STAGE_TAG, CHECKS_TAG))]
+        tags.append(STAGE_TAG + stage)
+        if checks is not None:
+            tags.append(CHECKS_TAG + checks)
+        with quiet():
+            self._client.api.services.request.set_tags(req, tags)
+
     def deposit(self, request_id: str, payload: bytes) -> None:
         """Release ``payload`` for the request (approves it in syft)."""
         req = self._get(request_id)
@@ -257,6 +275,7 @@ class Connection:
             code = req.code
             status = _status_name(req.status)
             reason = req.deny_reason if status == "denied" else None
+            tags = list(req.tags or ())
         meta, source = submission.split_header(code.raw_code)
         return RequestRecord(
             id=str(req.id.no_dash),
@@ -267,7 +286,14 @@ class Connection:
             status=status,
             deny_reason=reason if isinstance(reason, str) else None,
             submitted_at=datetime.fromtimestamp(req.request_time.utc_timestamp, tz=UTC),
+            stage=_tag(tags, STAGE_TAG),
+            checks=_tag(tags, CHECKS_TAG) if status == "approved" else None,
         )
+
+
+def _tag(tags: list[str], prefix: str) -> str | None:
+    values = [t[len(prefix) :] for t in tags if t.startswith(prefix)]
+    return values[-1] if values else None
 
 
 def _split_url(target: str) -> tuple[str, int]:

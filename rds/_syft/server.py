@@ -41,21 +41,46 @@ def new_identity_values() -> tuple[str, str]:
         return UID().no_dash, str(SyftSigningKey.generate())
 
 
+# ``quiet`` raises the root logger's level while any call is inside it; threads overlap, so
+# the first one in saves the level and the last one out restores it.
+_QUIET_LOCK = threading.Lock()
+_quiet_depth = 0
+_saved_level = logging.NOTSET
+
+
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Silence syft's prints, progress bars, notebook displays and its key-hash log line."""
+    """Silence syft's prints, progress bars, notebook displays and its key-hash log line.
+
+    Safe from several threads at once (widgets poll from background threads). Only the main
+    thread redirects stdout and stderr: a redirect made by a background thread is process-wide
+    and would swallow whatever the notebook's own code printed meanwhile.
+    """
+    global _quiet_depth, _saved_level
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR + 100)
-    # syft_function displays a "SyftSuccess ... create a project" banner in notebooks.
-    user_code = sys.modules.get("syft.service.code.user_code")
-    if user_code is not None:
-        user_code.display = _no_display  # type: ignore[attr-defined]
+    with _QUIET_LOCK:
+        if _quiet_depth == 0:
+            _saved_level = root.level
+            root.setLevel(logging.ERROR + 100)
+        _quiet_depth += 1
+        # syft_function displays a "SyftSuccess ... create a project" banner in notebooks.
+        user_code = sys.modules.get("syft.service.code.user_code")
+        if user_code is not None:
+            user_code.display = _no_display  # type: ignore[attr-defined]
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        if threading.current_thread() is threading.main_thread():
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                yield
+        else:
             yield
     finally:
-        root.setLevel(level)
+        with _QUIET_LOCK:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                root.setLevel(_saved_level)
 
 
 def _no_display(*_objects: Any, **_options: Any) -> None:

@@ -10,7 +10,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -26,6 +26,9 @@ from rds.ledger import Ledger
 from rds.privacy import budget
 from rds.privacy.budget import Budget
 from rds.sandbox.limits import SandboxLimits
+
+if TYPE_CHECKING:
+    from rds.widgets.review import ReviewDesk
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,15 @@ class Domain:
         from rds.domain.autorelease import auto_release
 
         return auto_release(self, self.request(request_id))
+
+    def review(self, *, refresh_every: float | None = 3.0) -> ReviewDesk:
+        """The review desk: an ipywidgets queue, detail view and approve/deny buttons.
+
+        It re-reads the queue every ``refresh_every`` seconds (``None``: only on Refresh).
+        """
+        from rds.widgets.review import ReviewDesk
+
+        return ReviewDesk(self, refresh_every=refresh_every)
 
     def budget(self, dataset: str, scientist: str) -> Budget:
         """A scientist's ε budget on ``dataset``, from the ledger."""

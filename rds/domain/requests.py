@@ -39,13 +39,17 @@ class RunPreview:
     sandboxed: bool
     checks: CheckReport
     privacy: dict[str, Any] | None = None
+    on_mock: bool = False
 
     def __repr__(self) -> str:
         state = "ok" if self.ok else f"failed ({self.error_type})"
-        return (
-            f"<RunPreview {state}, checks {self.checks.verdict}, {self.duration:.2f}s, "
-            f"sandboxed={self.sandboxed}>"
-        )
+        where = "mock" if self.on_mock else f"checks {self.checks.verdict}"
+        return f"<RunPreview {state}, {where}, {self.duration:.2f}s, sandboxed={self.sandboxed}>"
+
+    def _repr_html_(self) -> str:
+        from rds.widgets.reprs import run_preview_html
+
+        return run_preview_html(self)
 
 
 class OwnerRequest:
@@ -86,12 +90,22 @@ class OwnerRequest:
 
     @property
     def status(self) -> str:
-        record = self._domain._conn.request(self.id)
-        if record.status == "approved":
+        """Read now from the domain; ``listed_status`` is the state when it was listed."""
+        self._record = self._domain._conn.request(self.id)
+        return self.listed_status
+
+    @property
+    def listed_status(self) -> str:
+        """The status as of the last read, without a round trip (for queues of many)."""
+        if self._record.status == "approved":
             return "released"
-        if record.status == "denied":
+        if self._record.status == "denied":
             return "denied"
         return "ran" if (self._dir / "run.json").exists() else "submitted"
+
+    @property
+    def deny_reason(self) -> str | None:
+        return self._record.deny_reason
 
     # -- running -----------------------------------------------------------------
     def run(self) -> RunPreview:
@@ -107,13 +121,18 @@ class OwnerRequest:
             if earlier is not None and earlier.ok:
                 return earlier
         domain = self._domain
+        domain._conn.set_stage(self.id, "running")
         try:
             outcome = run_request(domain, self)
         except SandboxUnavailable:
             domain.ledger.append("run_refused", actor=domain.owner, request=self.id)
+            domain._conn.set_stage(self.id, "submitted")
             raise
         except BudgetExceeded as exc:
             self._deny(str(exc), actor="policy:epsilon_budget")
+            raise
+        except BaseException:
+            domain._conn.set_stage(self.id, "submitted")
             raise
         run = outcome.run
         if not run["sandboxed"]:
@@ -144,7 +163,38 @@ class OwnerRequest:
             domain.ledger.append(
                 "unsandboxed_run", actor=domain.owner, request=self.id, warning="no bubblewrap"
             )
+        domain._conn.set_stage(self.id, "review")
         return self._preview(run, outcome.payload, outcome.report)
+
+    def run_on_mock(self) -> RunPreview:
+        """Run the request on the published mock data, in the sandbox; nothing is checked.
+
+        Shows the owner what the code does on data anyone may see, before running it on the
+        private data. SQL and DP requests run as plain SQL on the mock.
+        """
+        from rds.domain.runs import run_on_mock
+
+        result = run_on_mock(self._domain, self)
+        self._domain.ledger.append(
+            "ran_on_mock",
+            actor=self._domain.owner,
+            request=self.id,
+            ok=result.ok,
+            error_type=result.error_type,
+            duration=round(result.duration, 4),
+        )
+        return RunPreview(
+            ok=result.ok,
+            result=decode(result.payload) if result.ok and result.payload else None,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            error=result.error,
+            error_type=result.error_type,
+            duration=result.duration,
+            sandboxed=result.sandboxed,
+            checks=_empty_report(),
+            on_mock=True,
+        )
 
     @property
     def preview(self) -> RunPreview | None:
@@ -164,8 +214,6 @@ class OwnerRequest:
 
     @staticmethod
     def _preview(run: dict[str, Any], payload: bytes, checks: CheckReport | None) -> RunPreview:
-        from rds.privacy.report import CheckReport
-
         return RunPreview(
             ok=run["ok"],
             result=decode(payload) if run["ok"] else None,
@@ -175,7 +223,7 @@ class OwnerRequest:
             error_type=run["error_type"],
             duration=run["duration"],
             sandboxed=run["sandboxed"],
-            checks=checks or CheckReport(()),
+            checks=checks or _empty_report(),
             privacy=run.get("privacy"),
         )
 
@@ -252,6 +300,8 @@ class OwnerRequest:
             policy=policy,
             note=(note or "").strip() or None,
         )
+        # The verdict the scientist will read in the envelope, also shown in their listing.
+        domain._conn.set_stage(self.id, "review", checks=report.verdict)
         domain._conn.deposit(self.id, release.pack())
         domain.ledger.append("released", actor=actor, request=self.id, ok=run["ok"])
         self._settle(spent=True, actor=actor)
@@ -281,8 +331,19 @@ class OwnerRequest:
                 spent=spent,
             )
 
+    def _repr_html_(self) -> str:
+        from rds.widgets.review_html import request_detail
+
+        return request_detail(self._domain, self)
+
     def __repr__(self) -> str:
         return (
             f"<OwnerRequest {self.id[:8]} {self.kind} on {self.dataset!r} "
             f"from {self.scientist} ({self.status})>"
         )
+
+
+def _empty_report() -> CheckReport:
+    from rds.privacy.report import CheckReport
+
+    return CheckReport(())

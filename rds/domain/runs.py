@@ -61,6 +61,42 @@ def run_request(domain: Domain, req: OwnerRequest) -> Outcome:
     return _dp(domain, req)
 
 
+def run_on_mock(domain: Domain, req: OwnerRequest) -> RunResult:
+    """Run ``req`` on the published mocks, in the sandbox like any submitted code.
+
+    SQL and DP requests run as plain SQL (the mock is public, so no noise is needed). The
+    mocks are fetched from syft and written to ``runs/<id>/mock/`` for the jail to map.
+    """
+    from rds.domain.store import PrivateStore
+    from rds.privacy.sql import check_query
+
+    if req.kind not in KINDS or not req.datasets:
+        raise RDSError("This request was not made with rds (no rds header); rds cannot run it.")
+    records = {r.name: r for r in domain._conn.datasets()}
+    missing = sorted(set(req.datasets) - set(records))
+    if missing:
+        raise RDSError(f"The request names datasets that are not published: {missing}.")
+    mocks = PrivateStore(domain.layout.runs / req.id / "mock")
+    for name in req.datasets:
+        mocks.put(name, records[name].mock())
+    limits = domain.policy(req.datasets[0]).limits or domain.limits
+    if req.kind == "python":
+        return runner.run_python(
+            req.code,
+            req.function or "",
+            datasets=[mocks.directory(name) for name in req.datasets],
+            limits=limits,
+            allow_unsandboxed=domain.allow_unsandboxed,
+        )
+    checked = check_query(req.sql, datasets=mocks.names())
+    return runner.run_sql(
+        checked.sql,
+        tables={name: mocks.directory(name) for name in checked.datasets},
+        limits=limits,
+        allow_unsandboxed=domain.allow_unsandboxed,
+    )
+
+
 def combined_policy(domain: Domain, datasets: Sequence[str]) -> Policy:
     """The strictest reading of the policies of every dataset a request touches."""
     from rds.domain.policy import Policy

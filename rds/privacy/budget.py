@@ -89,6 +89,20 @@ class Budget:
             f"remaining {self.remaining:g} of {self.epsilon_budget:g}>"
         )
 
+    def _repr_html_(self) -> str:
+        from rds.widgets.reprs import budgets_html
+
+        return budgets_html([self])
+
+
+class BudgetList(list[Budget]):
+    """Budgets on several datasets; a notebook draws one bar per dataset."""
+
+    def _repr_html_(self) -> str:
+        from rds.widgets.reprs import budgets_html
+
+        return budgets_html(self)
+
 
 def from_ledger(
     entries: Iterable[Entry],

@@ -171,6 +171,56 @@ class RemoteDataset:
     def __repr__(self) -> str:
         return f"<rds.RemoteDataset {self.name!r}: {self.rows} rows, {len(self.schema)} columns>"
 
+    def _repr_html_(self) -> str:
+        from rds.widgets.reprs import dataset_html
+
+        return dataset_html(self)
+
+
+class DatasetList(list[RemoteDataset]):
+    """The datasets of a domain; index by position or by name, or see them as a table.
+
+    Examples
+    --------
+    >>> session.datasets["patients"].mock.head()
+    >>> session.datasets.to_frame()
+    """
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            for dataset in self:
+                if dataset.name == key:
+                    return dataset
+            from rds.errors import DatasetNotFound
+
+            raise DatasetNotFound(key, self.names)
+        return super().__getitem__(key)
+
+    @property
+    def names(self) -> list[str]:
+        return [d.name for d in self]
+
+    def to_frame(self) -> pd.DataFrame:
+        """Name, description, rows, columns, release policy and contact of each dataset."""
+        rows = [
+            {
+                "name": d.name,
+                "description": d.description,
+                "rows": d.rows,
+                "columns": len(d._record.meta.get("schema", [])),
+                "policy": d.policy.get("release"),
+                "contact": d.contact,
+            }
+            for d in self
+        ]
+        columns = ["name", "description", "rows", "columns", "policy", "contact"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def _repr_html_(self) -> str:
+        from rds.widgets.reprs import datasets_html
+
+        return datasets_html(self)
+
 
 def _reason(reason: str) -> str:
     if not isinstance(reason, str) or not reason.strip():

@@ -11,8 +11,26 @@ from rds.errors import RequestDenied, RequestFailed, RequestTimeout
 from rds.sandbox.codec import decode
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    import pandas as pd
+
+    from rds._syft.client import RequestRecord
     from rds.privacy.report import CheckReport
     from rds.scientist.session import Session
+
+#: What a scientist sees of a request, in order (a denial can end it at any step).
+STAGES = ("submitted", "running", "awaiting review", "released")
+FINAL = ("released", "denied")
+
+
+def scientist_status(record: RequestRecord) -> str:
+    """The request's step as the scientist may see it (see ``STAGES``)."""
+    if record.status == "approved":
+        return "released"
+    if record.status == "denied":
+        return "denied"
+    return {"running": "running", "review": "awaiting review"}.get(record.stage or "", "submitted")
 
 
 class Request:
@@ -22,13 +40,21 @@ class Request:
     --------
     >>> req = ds.request(mean_age, reason="Age profile for the ethics report")
     >>> req.status
-    'pending'
+    'awaiting review'
     >>> req.result(timeout=600)
     47.3
+
+    In a notebook, displaying ``req`` shows a live status widget.
     """
 
     def __init__(
-        self, session: Session, request_id: str, *, meta: dict[str, Any], mock_result: Any
+        self,
+        session: Session,
+        request_id: str,
+        *,
+        meta: dict[str, Any],
+        mock_result: Any,
+        record: RequestRecord | None = None,
     ) -> None:
         self._session = session
         self.id = request_id
@@ -37,14 +63,47 @@ class Request:
         self.function: str | None = meta.get("function")
         self.sql: str | None = meta.get("sql")
         self.epsilon: float | None = meta.get("epsilon")
+        self.reason: str = str(meta.get("reason") or "")
         self.mock_result = mock_result
         self._released: Release | None = None
+        self._record = record
 
     @property
     def status(self) -> str:
-        """``"pending"``, ``"released"`` or ``"denied"``."""
-        record = self._session._conn.request(self.id)
-        return {"approved": "released"}.get(record.status, record.status)
+        """Where the request is: ``"submitted"``, ``"running"`` (on the private data),
+        ``"awaiting review"`` (ran; the owner decides), ``"released"`` or ``"denied"``."""
+        return scientist_status(self.refresh())
+
+    def refresh(self) -> RequestRecord:
+        """Read the request's state from the domain (one round trip)."""
+        self._record = self._session._conn.request(self.id)
+        return self._record
+
+    @property
+    def submitted_at(self) -> datetime:
+        """When the domain received the request (UTC)."""
+        return (self._record or self.refresh()).submitted_at
+
+    @property
+    def verdict(self) -> str | None:
+        """The released result's check verdict (``"pass"``, ``"warn"``, ``"fail"``), if any."""
+        record = self._record or self.refresh()
+        return record.checks if record.status == "approved" else None
+
+    @property
+    def denial_reason(self) -> str | None:
+        """The owner's reason, once denied."""
+        record = self._record or self.refresh()
+        return record.deny_reason if record.status == "denied" else None
+
+    @property
+    def what(self) -> str:
+        """A short label: ``mean_age()``, ``SQL`` or ``DP SQL (ε=0.5)``."""
+        if self.kind == "python":
+            return f"{self.function}()"
+        if self.kind == "dp":
+            return f"DP SQL (ε={self.epsilon:g})"
+        return self.kind.upper()
 
     def result(
         self, timeout: float | None = None, *, poll: float = 1.0, progress: bool = True
@@ -56,31 +115,30 @@ class Request:
         """
         start = time.monotonic()
         conn = self._session._conn
-        while True:
-            record = conn.request(self.id)
-            if record.status == "denied":
-                _done(progress)
-                raise RequestDenied(record.deny_reason or "no reason given")
-            if record.status == "approved":
-                payload = conn.fetch_result(self.id)
-                if payload is not None:
-                    _done(progress)
-                    return self._open(payload)
-            waited = time.monotonic() - start
-            if timeout is not None and waited >= timeout:
-                _done(progress)
-                raise RequestTimeout(
-                    f"No decision on request {self.id[:8]} after {waited:.0f}s; it is still "
-                    "pending with the data owner. Call result() again later."
-                )
-            if progress:
-                print(
-                    f"\rWaiting for the data owner's decision… {waited:5.0f}s",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            time.sleep(poll if timeout is None else max(0.0, min(poll, timeout - waited)))
+        bar = _progress(progress, timeout)
+        try:
+            while True:
+                record = self.refresh()
+                status = scientist_status(record)
+                if record.status == "denied":
+                    bar.finish(status)
+                    raise RequestDenied(record.deny_reason or "no reason given")
+                if record.status == "approved":
+                    payload = conn.fetch_result(self.id)
+                    if payload is not None:
+                        bar.finish(status)
+                        return self._open(payload)
+                waited = time.monotonic() - start
+                if timeout is not None and waited >= timeout:
+                    bar.finish(status)
+                    raise RequestTimeout(
+                        f"No decision on request {self.id[:8]} after {waited:.0f}s; it is "
+                        f"still {status} with the data owner. Call result() again later."
+                    )
+                bar.update(status, waited)
+                time.sleep(poll if timeout is None else max(0.0, min(poll, timeout - waited)))
+        finally:
+            bar.close()
 
     @property
     def checks(self) -> CheckReport | None:
@@ -117,10 +175,73 @@ class Request:
         return value
 
     def __repr__(self) -> str:
-        what = f"{self.function}()" if self.kind == "python" else self.kind.upper()
-        return f"<rds.Request {self.id[:8]} {what} on {self.dataset!r}>"
+        return f"<rds.Request {self.id[:8]} {self.what} on {self.dataset!r}>"
+
+    def _repr_html_(self) -> str:
+        from rds.widgets.reprs import request_html
+
+        return request_html(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from rds.widgets.live import live_bundle
+
+        return live_bundle(self, "request")
 
 
-def _done(progress: bool) -> None:
-    if progress:
-        print("\r" + " " * 60 + "\r", end="", file=sys.stderr, flush=True)
+class RequestList(list[Request]):
+    """Requests, shown in a notebook as a table of status and check verdicts."""
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per request: id, what, dataset, submitted, status, checks, reason."""
+        import pandas as pd
+
+        rows = [
+            {
+                "id": r.id,
+                "what": r.what,
+                "dataset": r.dataset,
+                "submitted": r.submitted_at,
+                "status": scientist_status(r._record or r.refresh()),
+                "checks": r.verdict,
+                "reason": r.reason,
+            }
+            for r in self
+        ]
+        columns = ["id", "what", "dataset", "submitted", "status", "checks", "reason"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def _repr_html_(self) -> str:
+        from rds.widgets.reprs import requests_html
+
+        return requests_html(self)
+
+
+class _Progress:
+    """Waiting feedback in a terminal: one rewritten line on stderr."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._shown = False
+
+    def update(self, status: str, waited: float) -> None:
+        if self._enabled:
+            self._shown = True
+            line = f"\rRequest {status}; waiting for the data owner… {waited:5.0f}s"
+            print(line, end="", file=sys.stderr, flush=True)
+
+    def finish(self, status: str) -> None:
+        return None
+
+    def close(self) -> None:
+        if self._shown:
+            print("\r" + " " * 70 + "\r", end="", file=sys.stderr, flush=True)
+
+
+def _progress(enabled: bool, timeout: float | None) -> Any:
+    from rds.widgets.live import in_kernel
+
+    if enabled and in_kernel():
+        from rds.widgets.tracker import WaitBar
+
+        return WaitBar(timeout)
+    return _Progress(enabled)

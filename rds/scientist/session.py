@@ -5,12 +5,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from rds.errors import DatasetNotFound, InvalidInput
-from rds.privacy.budget import Budget
-from rds.scientist.dataset import RemoteDataset
-from rds.scientist.request import Request
+from rds.privacy.budget import Budget, BudgetList
+from rds.scientist.dataset import DatasetList, RemoteDataset
+from rds.scientist.request import Request, RequestList
 
 if TYPE_CHECKING:
     from rds._syft.client import Connection, DatasetRecord
@@ -64,21 +62,9 @@ class Session:
         return self._records
 
     @property
-    def datasets(self) -> pd.DataFrame:
-        """The domain's datasets: name, description, rows, columns, release policy, contact."""
-        rows = [
-            {
-                "name": r.name,
-                "description": r.description,
-                "rows": r.meta.get("rows"),
-                "columns": len(r.meta.get("schema", [])),
-                "policy": r.meta.get("policy", {}).get("release"),
-                "contact": r.meta.get("contact"),
-            }
-            for r in self._dataset_records()
-        ]
-        columns = ["name", "description", "rows", "columns", "policy", "contact"]
-        return pd.DataFrame(rows, columns=columns)
+    def datasets(self) -> DatasetList:
+        """The domain's datasets (``.to_frame()`` for a table of their metadata)."""
+        return DatasetList(RemoteDataset(self, r) for r in self._dataset_records())
 
     def dataset(self, name: str) -> RemoteDataset:
         """One dataset by name; ``DatasetNotFound`` lists the ones that exist."""
@@ -98,7 +84,24 @@ class Session:
         record = self._conn.request(request_id)
         if record.scientist != self.email:
             raise InvalidInput(f"Request {request_id!r} is not one of yours.")
-        return Request(self, record.id, meta=record.meta, mock_result=None)
+        return Request(self, record.id, meta=record.meta, mock_result=None, record=record)
+
+    @property
+    def requests(self) -> RequestList:
+        """Your requests on this domain, oldest first, with their status and check verdict.
+
+        Examples
+        --------
+        >>> session.requests                 # a table in a notebook
+        >>> session.requests.to_frame()      # the same as a DataFrame
+        """
+        records = sorted(
+            (r for r in self._conn.requests() if r.scientist == self.email),
+            key=lambda r: r.submitted_at,
+        )
+        return RequestList(
+            Request(self, r.id, meta=r.meta, mock_result=None, record=r) for r in records
+        )
 
     def dataset_names(self) -> list[str]:
         """Names of the published datasets (also their SQL table names)."""
@@ -136,5 +139,29 @@ class Session:
             delta_pending=delta_pending,
         )
 
+    @property
+    def budgets(self) -> BudgetList:
+        """Your ε budget on every dataset that has one, drawn as bars in a notebook."""
+        names = [
+            r.name
+            for r in self._dataset_records()
+            if r.meta.get("policy", {}).get("epsilon_budget")
+        ]
+        return BudgetList(self.budget(name) for name in names)
+
+    @property
+    def domain_name(self) -> str:
+        return self._conn.domain_name
+
     def __repr__(self) -> str:
         return f"<rds.Session {self.email} @ {self._conn.domain_name}>"
+
+    def _repr_html_(self) -> str:
+        from rds.widgets.reprs import session_html
+
+        return session_html(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from rds.widgets.live import live_bundle
+
+        return live_bundle(self, "session")

@@ -45,7 +45,7 @@ def dp_session(dp_domain: rds.Domain) -> rds.Session:
 def test_manual_dp_release_spends_epsilon(dp_domain: rds.Domain, dp_session: rds.Session) -> None:
     ds = dp_session.dataset("patients")
     req = ds.sql(QUERY, epsilon=0.5, reason="ward profile")
-    assert req.kind == "dp" and req.status == "pending"
+    assert req.kind == "dp" and req.status == "submitted"
     assert sorted(req.mock_result["ward"]) == sorted(WARDS)  # shape preview from the mock
     assert dp_session.budget("patients").pending == pytest.approx(0.5)
     review = dp_domain.request(req.id)
@@ -138,7 +138,7 @@ def test_auto_release_dp_names_the_policy(dp_domain: rds.Domain, dp_session: rds
     (decision,) = dp_domain.ledger.events(event="approved", request=req.id)
     assert decision.actor == "policy:dp" and decision.data["policy"] == "dp"
     sql = ds.sql("SELECT ward, COUNT(*) AS n FROM patients GROUP BY ward", reason="exact")
-    assert sql.status == "pending"  # auto_release="dp" does not cover exact SQL
+    assert sql.status == "submitted"  # auto_release="dp" does not cover exact SQL
 
 
 @pytest.mark.parametrize(

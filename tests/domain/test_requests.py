@@ -112,7 +112,7 @@ def test_approve_needs_a_run_and_releases_what_was_previewed(
     (domain.layout.runs / req.id / "payload.bin").write_bytes(b"tampered")
     with pytest.raises(rds.RDSError, match="no longer matches"):
         owner.approve()
-    assert req.status == "pending"
+    assert req.status == "awaiting review"
 
 
 def test_runs_dir_is_owner_only(domain: rds.Domain, session: rds.Session) -> None:

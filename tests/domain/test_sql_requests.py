@@ -159,10 +159,10 @@ def test_auto_release_of_checked_sql(domain: rds.Domain, session: rds.Session) -
     (decision,) = domain.ledger.events(event="approved", request=good.id)
     assert decision.actor == "policy:checked-sql" and decision.data["policy"] == "checked-sql"
     bad = ds.sql(SMALL_CELLS, reason="waits for a human")
-    assert bad.status == "pending"
+    assert bad.status == "awaiting review"  # ran under the policy; a human decides
     assert domain.request(bad.id).status == "ran"
 
     def fn(df):
         return len(df)
 
-    assert ds.request(fn, reason="python waits").status == "pending"
+    assert ds.request(fn, reason="python waits").status == "submitted"

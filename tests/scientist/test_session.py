@@ -13,7 +13,7 @@ def mean_age(df):
 
 
 def test_datasets_metadata_and_mock(session: rds.Session, private_frame: pd.DataFrame) -> None:
-    listing = session.datasets
+    listing = session.datasets.to_frame()
     assert list(listing["name"]) == ["patients"]
     assert listing.loc[0, "rows"] == len(private_frame)
     assert listing.loc[0, "description"] == "Synthetic admissions"
@@ -36,7 +36,7 @@ def test_request_released_end_to_end(
 ) -> None:
     req = session.dataset("patients").request(mean_age, reason="age profile")
     assert isinstance(req.mock_result, float)
-    assert req.status == "pending"
+    assert req.status == "submitted"
 
     owner_req = domain.requests[-1]
     assert owner_req.id == req.id
@@ -50,6 +50,7 @@ def test_request_released_end_to_end(
     assert preview.ok and preview.sandboxed
     assert preview.result == pytest.approx(private_frame["age"].mean())
     assert owner_req.status == "ran"
+    assert req.status == "awaiting review"
 
     owner_req.approve(note="aggregate over 400 patients")
     assert owner_req.status == "released"
@@ -184,5 +185,5 @@ def test_unreachable_domain() -> None:
 
 def test_result_timeout(session: rds.Session) -> None:
     req = session.dataset("patients").request(mean_age, reason="x")
-    with pytest.raises(rds.RequestTimeout, match="still pending"):
+    with pytest.raises(rds.RequestTimeout, match="still submitted"):
         req.result(timeout=0.5, poll=0.1, progress=False)

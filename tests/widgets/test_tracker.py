@@ -1,0 +1,134 @@
+"""The scientist's side: live status, request listing, budget bars, offline reprs."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import rds
+from rds.widgets.tracker import RequestTracker, SessionTracker, WaitBar
+
+
+def mean_age(df):
+    return float(df["age"].mean())
+
+
+def _until(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_request_tracker_follows_every_step(domain: rds.Domain, session: rds.Session) -> None:
+    req = session.dataset("patients").request(mean_age, reason="age profile")
+    tracker = RequestTracker(req, poll=0.1)
+    try:
+        assert tracker.status == "submitted"
+        owner = domain.request(req.id)
+        owner.run()
+        assert _until(lambda: tracker.status == "awaiting review")
+        assert "awaiting review" in tracker.steps.value
+        owner.approve()
+        assert _until(lambda: tracker.status == "released")
+        assert _until(lambda: not tracker._poller.running)  # stops once the request ended
+        assert "released" in tracker.steps.value and "pass" in tracker.steps.value
+    finally:
+        tracker.close()
+
+
+def test_running_is_visible_to_the_scientist(domain: rds.Domain, session: rds.Session) -> None:
+    # The stage is a request tag the owner sets; the scientist reads it over syft.
+    req = session.dataset("patients").request(mean_age, reason="age profile")
+    domain._conn.set_stage(req.id, "running")
+    assert req.status == "running"
+    domain._conn.set_stage(req.id, "review", checks="fail")
+    assert req.status == "awaiting review"
+    assert req.verdict is None  # no verdict leaks before a release
+
+
+def test_denial_shows_the_owner_reason(domain: rds.Domain, session: rds.Session) -> None:
+    req = session.dataset("patients").request(mean_age, reason="age profile")
+    domain.request(req.id).deny("Use the DP query instead.")
+    tracker = RequestTracker(req, poll=0.1)
+    try:
+        assert tracker.status == "denied" and tracker._poller is None
+        assert "Use the DP query instead." in tracker.steps.value
+    finally:
+        tracker.close()
+
+
+def test_session_lists_requests_with_status_and_verdicts(
+    domain: rds.Domain, session: rds.Session
+) -> None:
+    ds = session.dataset("patients")
+    released = ds.request(mean_age, reason="first")
+    waiting = ds.request(mean_age, reason="second")
+    owner = domain.request(released.id)
+    owner.run()
+    owner.approve()
+    listing = session.requests
+    assert [r.id for r in listing] == [released.id, waiting.id]
+    frame = listing.to_frame()
+    assert frame["status"].tolist() == ["released", "submitted"]
+    assert frame["checks"].tolist() == ["pass", None]
+    assert frame["reason"].tolist() == ["first", "second"]
+    html = listing._repr_html_()
+    assert "released" in html and "submitted" in html and "mean_age()" in html
+    tracker = SessionTracker(session, poll=0.1)
+    try:
+        assert released.id[:8] in tracker.table.value
+        assert tracker._poller is not None  # one request is still open
+        domain.request(waiting.id).deny("duplicate")
+        assert _until(lambda: not tracker._poller.running)
+        assert "duplicate" in tracker.table.value
+    finally:
+        tracker.close()
+
+
+def test_budget_is_drawn(domain: rds.Domain, session: rds.Session) -> None:
+    domain.set_policy("patients", rds.Policy(epsilon_budget=2.0, auto_release="dp"))
+    ds = session.dataset("patients")
+    ds.sql("SELECT COUNT(*) AS n FROM patients", epsilon=0.5, reason="count").result(
+        timeout=30, progress=False
+    )
+    budget = session.budget("patients")
+    html = budget._repr_html_()
+    assert "<svg" in html and "ε spent 0.5" in html and "remaining 1.5 of 2" in html
+    # The spent bar is a quarter of the full one.
+    assert 'width="80.0" height="20" fill="#c0392b"' in html
+    budgets = session.budgets
+    assert [b.dataset for b in budgets] == ["patients"]
+    assert "patients" in budgets._repr_html_()
+
+
+def test_reprs_outside_a_kernel_are_static_html(session: rds.Session) -> None:
+    req = session.dataset("patients").request(mean_age, reason="age profile")
+    bundle = req._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"}  # no kernel: no widget
+    assert "submitted" in bundle["text/html"]
+    ds_html = session.dataset("patients")._repr_html_()
+    assert "Schema" in ds_html and "Mock data" in ds_html and "age" in ds_html
+    assert "Test Hospital" in session._repr_html_()
+    assert "patients" in session.datasets._repr_html_()
+    assert session.datasets["patients"].name == "patients"
+    with pytest.raises(rds.DatasetNotFound):
+        session.datasets["nope"]
+
+
+def test_wait_bar_states() -> None:
+    bar = WaitBar(timeout=10)
+    assert not bar.shown  # an answer already there shows no bar
+    bar.update("running", 2.5)
+    assert bar.shown
+    assert bar.bar.value == pytest.approx(0.25) and "running" in bar.label.value
+    bar.finish("released")
+    assert bar.bar.bar_style == "success" and bar.label.value == "Released."
+    endless = WaitBar(timeout=None)
+    endless.update("awaiting review", 40)
+    assert endless.bar.value == pytest.approx(3 / 5)
+    endless.close()
+    assert "interrupted" in endless.label.value
