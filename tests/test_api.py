@@ -32,7 +32,7 @@ def test_every_error_derives_from_the_root() -> None:
 
 
 def test_import_rds_does_not_import_heavy_packages() -> None:
-    heavy = "('syft', 'torch', 'tornado', 'ipywidgets', 'opendp', 'sqlglot', 'duckdb')"
+    heavy = "('syft', 'torch', 'tornado', 'ipywidgets', 'pygments', 'opendp', 'sqlglot', 'duckdb')"
     code = f"import sys, rds; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

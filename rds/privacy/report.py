@@ -159,8 +159,9 @@ class CheckReport:
         return f"CheckReport({self.verdict}):\n" + "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        html: str = self.to_frame().to_html(index=False)
-        return html
+        from rds.widgets.reprs import report_html
+
+        return report_html(self)
 
 
 def _plain(value: Any) -> Any:

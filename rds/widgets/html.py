@@ -66,7 +66,7 @@ STYLE = """<style>
   background: var(--jp-rendermime-table-row-hover-background, rgba(127, 127, 127, 0.12)); }
 .rds .rds-fields { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px;
   margin: 4px 0; }
-.rds .rds-fields dt { color: var(--jp-ui-font-color2, inherit); }
+.rds .rds-fields dt { color: var(--jp-ui-font-color2, inherit); white-space: nowrap; }
 .rds .rds-fields dd { margin: 0; overflow-wrap: anywhere; }
 .rds .rds-code, .rds .rds-pre { font-family: var(--jp-code-font-family, monospace);
   font-size: var(--jp-code-font-size, 12px); line-height: var(--jp-code-line-height, 1.4);
@@ -184,7 +184,7 @@ def table(
         if len(row) != len(columns):
             raise InvalidInput(f"A row has {len(row)} cells; the table has {len(columns)} columns.")
         cells = "".join(
-            str(v) if is_html else _cell(v) for v, is_html in zip(row, raw, strict=True)
+            f"<td>{v}</td>" if is_html else _cell(v) for v, is_html in zip(row, raw, strict=True)
         )
         body.append(f"<tr>{cells}</tr>")
     if not body:
@@ -280,6 +280,11 @@ def card(title: str, body: str, *, subtitle: str | None = None) -> str:
         sub = f'<span class="rds-subtitle">{esc(subtitle)}</span>' if subtitle else ""
         head = f'<div class="rds-head"><span class="rds-title">{esc(title)}</span>{sub}</div>'
     return f'<div class="rds">{STYLE}<div class="rds-card">{head}{body}</div></div>'
+
+
+def styled(body: str) -> str:
+    """``body`` (already HTML) with rds's styles but no frame, for a widget's bare parts."""
+    return f'<div class="rds">{STYLE}{body}</div>'
 
 
 def verdict_tone(verdict: str | None) -> str:

@@ -14,6 +14,7 @@ from rds.widgets.html import badge, card, esc, fields, frame, status_tone, table
 if TYPE_CHECKING:
     from rds.domain.requests import RunPreview
     from rds.privacy.budget import Budget
+    from rds.privacy.report import CheckReport
     from rds.scientist.dataset import RemoteDataset
     from rds.scientist.request import Request
     from rds.scientist.session import Session
@@ -94,7 +95,9 @@ def _unit_text(unit: dict[str, object]) -> str:
 def _cell(value: object) -> object:
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
-    return "" if value is None else value
+    if value is None or (isinstance(value, float) and value != value):  # None or NaN: unset
+        return ""
+    return value
 
 
 def steps_html(status: str) -> str:
@@ -111,6 +114,32 @@ def steps_html(status: str) -> str:
             tone = status_tone(stage)
         parts.append(badge(stage, tone))
     return '<span class="rds-steps">' + " → ".join(parts) + "</span>"
+
+
+def report_html(report: CheckReport, *, framed: bool = True) -> str:
+    """A check report: its verdict, then one row per rule (owner-only numbers when kept)."""
+    rows = []
+    for c in report.checks:
+        numbers = "; ".join(f"{k} {_number_text(v)}" for k, v in c.numbers.items())
+        rows.append((c.rule, badge(c.verdict, verdict_tone(c.verdict)), c.explanation, numbers))
+    columns = ["rule", "verdict", "explanation"]
+    if any(c.numbers for c in report.checks):
+        columns.append("owner-only figures")
+    body = table(columns, [r[: len(columns)] for r in rows], html_columns={"verdict"})
+    verdict = badge(report.verdict, verdict_tone(report.verdict))
+    if not framed:
+        return f"<p>verdict {verdict}</p>{body}"
+    return card("Checks", f"<p>verdict {verdict}</p>{body}", subtitle=f"{len(rows)} rules")
+
+
+def _number_text(value: object) -> str:
+    if isinstance(value, list):
+        return f"[{', '.join(_number_text(v) for v in value[:8])}{', …' * (len(value) > 8)}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} {_number_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def request_html(req: Request) -> str:

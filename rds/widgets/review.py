@@ -60,23 +60,21 @@ class ReviewDesk(w.VBox):
 
         self.header = w.HTML()
         self.filter = w.ToggleButtons(options=FILTERS, value="waiting")
-        self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.refresh_button = _button("Refresh", "refresh")
         self.refreshed = w.Label()
         self.queue = w.HTML()
         self.selector = w.Select(options=[], rows=6, layout=w.Layout(width="100%"))
         self.detail = w.HTML()
-        self.run_mock_button = w.Button(description="Run on mock", icon="flask")
-        self.run_private_button = w.Button(
-            description="Run on private", icon="play", button_style="primary"
-        )
-        self.approve_button = w.Button(
-            description="Approve & release", icon="check", button_style="success"
-        )
-        self.deny_button = w.Button(description="Deny", icon="times", button_style="danger")
+        self.run_mock_button = _button("Run on mock", "flask")
+        self.run_private_button = _button("Run on private", "play", "primary")
+        self.approve_button = _button("Approve & release", "check", "success")
+        self.deny_button = _button("Deny", "times", "danger")
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout={"display": "none"})
         self.progress_label = w.Label()
         self.justification = w.Textarea(layout=w.Layout(width="100%", height="4em"))
-        self.release_logs = w.Checkbox(value=False, description="Also release stdout/stderr")
+        self.release_logs = w.Checkbox(
+            value=False, description="Also release stdout/stderr", indent=False
+        )
         self.reason = w.Textarea(
             placeholder="Reason for the scientist (required to deny)",
             layout=w.Layout(width="100%", height="4em"),
@@ -310,6 +308,13 @@ class ReviewDesk(w.VBox):
         if self._poller is not None:
             self._poller.stop()
         super().close()
+
+
+def _button(description: str, icon: str, style: str = "") -> w.Button:
+    """A button as wide as its label (ipywidgets' fixed width cuts longer labels)."""
+    return w.Button(
+        description=description, icon=icon, button_style=style, layout=w.Layout(width="auto")
+    )
 
 
 def _failed_checks(req: OwnerRequest) -> list[str]:

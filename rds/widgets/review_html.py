@@ -20,10 +20,11 @@ from rds.widgets.html import (
     frame,
     highlight,
     status_tone,
+    styled,
     table,
     verdict_tone,
 )
-from rds.widgets.reprs import KIND_LABELS
+from rds.widgets.reprs import KIND_LABELS, report_html
 
 if TYPE_CHECKING:
     from rds.domain.domain import Domain
@@ -51,9 +52,9 @@ def desk_header(domain_name: str, requests: Sequence[OwnerRequest]) -> str:
 
 def queue_table(requests: Sequence[OwnerRequest]) -> str:
     if not requests:
-        return "<p>No requests here.</p>"
+        return styled("<p>No requests here.</p>")
     rows = []
-    for r in reversed(requests):
+    for r in requests:  # oldest first, as the selector below lists them
         report = r.checks if r.listed_status != "submitted" else None
         verdict = None if report is None else report.verdict
         rows.append(
@@ -68,7 +69,7 @@ def queue_table(requests: Sequence[OwnerRequest]) -> str:
             )
         )
     columns = ["id", "kind", "scientist", "datasets", "submitted", "status", "checks"]
-    return table(columns, rows, html_columns={"status", "checks"})
+    return styled(table(columns, rows, html_columns={"status", "checks"}))
 
 
 def queue_label(req: OwnerRequest) -> str:
@@ -178,7 +179,7 @@ def preview_html(preview: RunPreview) -> str:
     if preview.stderr:
         body += "<h4>stderr</h4>" + _pre(preview.stderr)
     if not preview.on_mock:
-        body += "<h4>Checks</h4>" + preview.checks._repr_html_()
+        body += "<h4>Checks</h4>" + report_html(preview.checks, framed=False)
     return card(title, body, subtitle=note)
 
 

@@ -88,7 +88,9 @@ def test_frame_repr_and_combining() -> None:
     text = repr(report)
     assert text.startswith("CheckReport(fail)")
     assert "threshold" in text and "1 of 4 cells" in text and "[[2" not in text
-    assert "<table" in report._repr_html_()
+    html = report._repr_html_()
+    assert "<table" in html and "rds-badge rds-fail" in html and "owner-only figures" in html
+    assert "owner-only figures" not in report.for_scientist()._repr_html_()
     assert repr(CheckReport(())) == "CheckReport(pass: no checks)"
     with pytest.raises(TypeError):
         report + 1

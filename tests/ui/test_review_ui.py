@@ -58,6 +58,7 @@ def _notebook(lab: Lab, marker: str) -> str:
     path = write_notebook(
         lab.root / f"review-{marker}.ipynb",
         SETUP.replace("MARKER", marker),
+        "session.dataset('patients')",  # metadata, schema and mock preview
         "req",  # the scientist's live status widget
         "session.budget('patients')",
         "desk = domain.review(refresh_every=1.0)\ndesk.select(req.id)\ndesk",
@@ -73,6 +74,8 @@ def test_review_desk_and_request_status_in_jupyterlab(page: Page, lab: Lab) -> N
         dialog.dismiss()
 
     page.on("dialog", record)
+    # Tall enough that the whole desk fits: Lab scrolls inside the notebook, not the page.
+    page.set_viewport_size({"width": 1400, "height": 3000})
     marker = uuid.uuid4().hex[:8]
     notebook = _notebook(lab, marker)
     run_notebook_in_lab(page, lab, lab.root / notebook.rsplit("/", 1)[-1], timeout=240)
@@ -87,6 +90,11 @@ def test_review_desk_and_request_status_in_jupyterlab(page: Page, lab: Lab) -> N
     # The scientist's view: the request submitted, their reason shown as text, not markup.
     expect(tracker).to_contain_text("submitted")
     expect(tracker).to_contain_text(f"{marker} age profile {PAYLOAD}")
+    # The dataset as the scientist sees it: the owner's description is text, not markup.
+    dataset = outputs.filter(has_text="Schema").first
+    expect(dataset).to_contain_text(f"Admissions {PAYLOAD}")
+    expect(dataset).to_contain_text("cardio")  # the mock preview
+    screenshot_locator(dataset, "scientist-dataset")
     # The budget: spent and left, drawn as bars with no external asset.
     budget = outputs.filter(has_text="ε").filter(has=page.locator("svg")).first
     expect(budget).to_contain_text("0.4")

@@ -230,7 +230,9 @@ def test_table_cells_numbers_and_html_columns() -> None:
     assert '<td class="rds-num">0.123457</td>' in markup
     assert '<td class="rds-num">NaN</td>' in markup
     assert "<td>True</td>" in markup  # a bool is not a number to align
-    assert '<span class="rds-badge rds-ok">ok</span>' in markup
+    # An HTML cell is a cell too: the badge sits inside its <td>, in the 4th column.
+    assert '<td><span class="rds-badge rds-ok">ok</span></td></tr>' in markup
+    assert markup.count("<td") == 8
     empty = table(["a", "b"], [])
     assert Page(empty).text.endswith("none")
 

@@ -112,6 +112,7 @@ def test_reprs_outside_a_kernel_are_static_html(session: rds.Session) -> None:
     assert "submitted" in bundle["text/html"]
     ds_html = session.dataset("patients")._repr_html_()
     assert "Schema" in ds_html and "Mock data" in ds_html and "age" in ds_html
+    assert "NaN" not in ds_html and "None" not in ds_html  # unset bounds/categories are blank
     assert "Test Hospital" in session._repr_html_()
     assert "patients" in session.datasets._repr_html_()
     assert session.datasets["patients"].name == "patients"
