@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -121,19 +122,28 @@ class OwnerRequest:
             if earlier is not None and earlier.ok:
                 return earlier
         domain = self._domain
-        domain._conn.set_stage(self.id, "running")
+        # "running" is for the scientist's status view: sent while the sandbox works (a syft
+        # round trip off the critical path), and always before any later stage.
+        announce = threading.Thread(
+            target=domain._conn.set_stage, args=(self.id, "running"), name="rds-stage", daemon=True
+        )
+        announce.start()
         try:
             outcome = run_request(domain, self)
         except SandboxUnavailable:
+            announce.join()
             domain.ledger.append("run_refused", actor=domain.owner, request=self.id)
             domain._conn.set_stage(self.id, "submitted")
             raise
         except BudgetExceeded as exc:
+            announce.join()
             self._deny(str(exc), actor="policy:epsilon_budget")
             raise
         except BaseException:
+            announce.join()
             domain._conn.set_stage(self.id, "submitted")
             raise
+        announce.join()
         run = outcome.run
         if not run["sandboxed"]:
             warnings.warn(
