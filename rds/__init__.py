@@ -16,6 +16,7 @@ from rds.errors import (
     LedgerError,
     LimitExceeded,
     MockRunFailed,
+    ProfileNotFound,
     RDSError,
     RequestDenied,
     RequestError,
@@ -32,6 +33,17 @@ from rds.sandbox.limits import SandboxLimits
 from rds.scientist import RemoteDataset, Request, Session, connect
 
 __version__ = "0.1.0"
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Remote Data panel's routes (``rds.server``); Jupyter imports them, ``rds`` does not."""
+    return [{"module": "rds.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt Remote Data panel, for ``jupyter labextension develop``."""
+    return [{"src": "labextension", "dest": "rds-jupyterlab"}]
+
 
 __all__ = [
     "AuthenticationFailed",
@@ -51,6 +63,7 @@ __all__ = [
     "MockRunFailed",
     "OwnerRequest",
     "Policy",
+    "ProfileNotFound",
     "RDSError",
     "RemoteDataset",
     "Request",

@@ -4,7 +4,8 @@ The tree::
 
     RDSError
     ├── InvalidInput            bad arguments or data given to rds (malformed CSV, bad name, …)
-    │   └── SQLError            DuckDB refused or could not run a query (its message, owner-only)
+    │   ├── SQLError            DuckDB refused or could not run a query (its message, owner-only)
+    │   └── ProfileNotFound     no saved connection profile of that name
     ├── DomainError             a domain could not be created, opened or reached
     │   ├── DomainUnreachable   nothing answers at that URL / the server is not running
     │   └── AuthenticationFailed  wrong email or password
@@ -33,6 +34,10 @@ class RDSError(Exception):
 
 class InvalidInput(RDSError, ValueError):
     """Arguments or data given to rds are not usable."""
+
+
+class ProfileNotFound(InvalidInput):
+    """No saved connection profile has that name (the message lists the saved ones)."""
 
 
 class SQLError(InvalidInput):

@@ -118,17 +118,21 @@ class Domain:
         return cls.open(layout.root)
 
     @classmethod
-    def open(cls, path: str | Path) -> Domain:
+    def open(cls, path: str | Path, *, save_as: str | None = None) -> Domain:
         """Open the domain in ``path``.
 
         If ``rds domain start`` is serving it, attach to that server as its admin instead of
-        opening the storage a second time.
+        opening the storage a second time. ``save_as`` saves the domain as an owner profile
+        of that name: the Remote Data panel then shows its pending requests.
         """
         from rds._syft.client import Connection
+        from rds.scientist.profiles import Profile, ProfileStore
 
         layout = Layout(Path(path).resolve())
         if not layout.config.exists():
             raise DomainError(f"No domain in {layout.root}; create one with Domain.create().")
+        if save_as is not None:
+            ProfileStore().save(Profile(save_as, kind="owner", path=str(layout.root)))
         admin = json.loads(layout.admin.read_text())
         url = running_url(layout)
         if url is not None:

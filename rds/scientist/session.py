@@ -11,35 +11,73 @@ from rds.scientist.dataset import DatasetList, RemoteDataset
 from rds.scientist.request import Request, RequestList
 
 if TYPE_CHECKING:
-    from rds._syft.client import Connection, DatasetRecord
+    from rds._syft.client import Connection, DatasetRecord, RequestRecord
     from rds.domain.domain import Domain
 
 _CACHE_SECONDS = 5.0
 
 
-def connect(target: str | Domain, *, email: str, password: str) -> Session:
+def connect(
+    target: str | Domain | None = None,
+    *,
+    email: str | None = None,
+    password: str | None = None,
+    profile: str | None = None,
+    save_as: str | None = None,
+) -> Session:
     """Log in to a domain as a data scientist.
 
     Parameters
     ----------
     target
         The domain's URL (``http://127.0.0.1:8081``) or a ``Domain`` object (embedded).
+    profile
+        Instead of ``target``, ``email`` and ``password``: a saved connection profile.
+    save_as
+        After logging in, save this connection as a profile of that name (in the per-user
+        profiles file, mode 0600), for ``connect(profile=...)`` and the Remote Data panel.
 
     Examples
     --------
-    >>> session = rds.connect("http://127.0.0.1:8081", email="ada@uni.example.org", password=pw)
-    >>> session.datasets
+    >>> session = rds.connect("http://127.0.0.1:8081", email="ada@uni.example.org", password=pw,
+    ...                       save_as="hospital")
+    >>> session = rds.connect(profile="hospital")   # later, or in another notebook
     """
     from rds._syft.client import Connection
     from rds.domain.domain import Domain
+    from rds.scientist.profiles import Profile, ProfileStore
 
+    if profile is not None:
+        if target is not None or email is not None or password is not None:
+            raise InvalidInput("connect(profile=...) takes no URL, email or password.")
+        saved = ProfileStore().get(profile)
+        if saved.kind != "scientist" or saved.url is None:
+            raise InvalidInput(
+                f"Profile {profile!r} is an owner's domain; open it with "
+                f"rds.Domain.open({saved.path!r})."
+            )
+        target, email, password = saved.url, saved.email, saved.password
+    if email is None or password is None:
+        raise InvalidInput("connect() needs email= and password= (or profile=).")
+    if not isinstance(target, str | Domain):
+        raise InvalidInput(f"connect() takes a URL or a Domain, not {type(target).__name__}.")
+    url = target.url if isinstance(target, Domain) else target.rstrip("/")
+    to_save = None
+    if save_as is not None:  # checked before logging in: a bad name should not cost a login
+        if url is None:
+            raise InvalidInput(
+                "An embedded domain has no URL to save; serve it (rds domain start) and "
+                "connect to its URL to save a profile."
+            )
+        to_save = Profile(save_as, kind="scientist", url=url, email=email, password=password)
     if isinstance(target, Domain):
         where: Any = target.url or target._server
-        conn = Connection.login(where, email=email, password=password)
-        return Session(conn, domain=target)
-    if isinstance(target, str):
-        return Session(Connection.login(target.rstrip("/"), email=email, password=password))
-    raise InvalidInput(f"connect() takes a URL or a Domain, not {type(target).__name__}.")
+        session = Session(Connection.login(where, email=email, password=password), domain=target)
+    else:
+        session = Session(Connection.login(url, email=email, password=password))
+    if to_save is not None:
+        ProfileStore().save(to_save)
+    return session
 
 
 class Session:
@@ -118,36 +156,17 @@ class Session:
         >>> session.budget("patients").remaining
         2.5
         """
-        policy = self.dataset(dataset).policy
-        spent = pending = delta_spent = delta_pending = 0.0
-        for record in self._conn.requests():
-            meta = record.meta
-            if meta.get("kind") != "dp" or meta.get("dataset") != dataset:
-                continue
-            epsilon, delta = float(meta.get("epsilon") or 0), float(meta.get("delta") or 0)
-            if record.status == "approved":
-                spent, delta_spent = spent + epsilon, delta_spent + delta
-            elif record.status == "pending":
-                pending, delta_pending = pending + epsilon, delta_pending + delta
-        return Budget(
-            dataset=dataset,
-            epsilon_budget=policy.get("epsilon_budget"),
-            spent=spent,
-            pending=pending,
-            delta_budget=float(policy.get("delta_budget") or 0.0),
-            delta_spent=delta_spent,
-            delta_pending=delta_pending,
-        )
+        return _budget(dataset, self.dataset(dataset).policy, self._conn.requests())
 
     @property
     def budgets(self) -> BudgetList:
         """Your ε budget on every dataset that has one, drawn as bars in a notebook."""
-        names = [
-            r.name
+        requests = self._conn.requests()  # one listing for every dataset
+        return BudgetList(
+            _budget(r.name, r.meta["policy"], requests)
             for r in self._dataset_records()
             if r.meta.get("policy", {}).get("epsilon_budget")
-        ]
-        return BudgetList(self.budget(name) for name in names)
+        )
 
     @property
     def domain_name(self) -> str:
@@ -165,3 +184,26 @@ class Session:
         from rds.widgets.live import live_bundle
 
         return live_bundle(self, "session")
+
+
+def _budget(dataset: str, policy: dict[str, Any], requests: list[RequestRecord]) -> Budget:
+    """The ε budget on ``dataset`` from the scientist's own requests (see ``budget``)."""
+    spent = pending = delta_spent = delta_pending = 0.0
+    for record in requests:
+        meta = record.meta
+        if meta.get("kind") != "dp" or meta.get("dataset") != dataset:
+            continue
+        epsilon, delta = float(meta.get("epsilon") or 0), float(meta.get("delta") or 0)
+        if record.status == "approved":
+            spent, delta_spent = spent + epsilon, delta_spent + delta
+        elif record.status == "pending":
+            pending, delta_pending = pending + epsilon, delta_pending + delta
+    return Budget(
+        dataset=dataset,
+        epsilon_budget=policy.get("epsilon_budget"),
+        spent=spent,
+        pending=pending,
+        delta_budget=float(policy.get("delta_budget") or 0.0),
+        delta_spent=delta_spent,
+        delta_pending=delta_pending,
+    )

@@ -1,0 +1,277 @@
+"""What the Remote Data panel shows, as JSON-ready dicts, from the same objects the kernel uses.
+
+``RemoteDataService`` holds one logged-in ``Session`` per scientist profile and caches
+listings for a few seconds, so a panel that polls does not hammer a domain. Every method is
+blocking: the HTTP handlers run them off the server's event loop. Nothing here imports
+tornado (the handlers in ``rds.server.handlers`` are the only web code).
+
+Examples
+--------
+>>> service = RemoteDataService()
+>>> [p["name"] for p in service.profiles()]
+['hospital']
+>>> service.datasets("hospital")[0]["name"]
+'patients'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from rds.errors import DomainUnreachable, InvalidInput
+
+if TYPE_CHECKING:
+    from rds.domain.domain import Domain
+    from rds.scientist.dataset import RemoteDataset
+    from rds.scientist.profiles import Profile, ProfileStore
+    from rds.scientist.session import Session
+
+T = TypeVar("T")
+
+#: Seconds a listing is served from cache, and a status probe may take.
+LISTING_TTL = 5.0
+PROBE_TIMEOUT = 3.0
+MAX_MOCK_ROWS = 200
+
+
+class RemoteDataService:
+    """The panel's view of the profiles file and the domains it names."""
+
+    def __init__(self, store: ProfileStore | None = None, *, ttl: float = LISTING_TTL) -> None:
+        from rds.scientist.profiles import ProfileStore
+
+        self.store = store or ProfileStore()
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._sessions: dict[str, tuple[Profile, Session]] = {}
+        self._domains: dict[str, tuple[Profile, Domain]] = {}
+        self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
+
+    # -- profiles ------------------------------------------------------------------
+    def profiles(self) -> list[dict[str, Any]]:
+        """Every profile (no passwords) with its status: reachable, version, latency."""
+        profiles = self.store.all()
+        if not profiles:
+            return []
+        with ThreadPoolExecutor(max_workers=min(8, len(profiles))) as pool:
+            statuses = list(pool.map(_status, profiles))
+        return [{**p.public(), "status": s} for p, s in zip(profiles, statuses, strict=True)]
+
+    def add_profile(self, name: str, url: str, email: str, password: str) -> dict[str, Any]:
+        """Log in to ``url``; only if that works, save the profile and return it."""
+        import rds
+
+        if not all(isinstance(v, str) and v for v in (name, url, email, password)):
+            raise InvalidInput("A profile needs a name, the domain's URL, an email and a password.")
+        from rds.scientist.profiles import Profile
+
+        profile = Profile(
+            name, kind="scientist", url=url.rstrip("/"), email=email, password=password
+        )
+        session = rds.connect(profile.url, email=email, password=password)
+        self.store.save(profile)
+        with self._lock:
+            self._sessions[name] = (profile, session)
+            self._forget(name)
+        return {**profile.public(), "status": _status(profile)}
+
+    def remove_profile(self, name: str) -> None:
+        self.store.remove(name)
+        with self._lock:
+            self._sessions.pop(name, None)
+            self._domains.pop(name, None)
+            self._forget(name)
+
+    # -- a scientist's view of a domain ---------------------------------------------
+    def datasets(self, name: str) -> list[dict[str, Any]]:
+        """The datasets of profile ``name``'s domain, with ε remaining for this user."""
+
+        def load() -> list[dict[str, Any]]:
+            session = self._session(name)
+            budgets = {b.dataset: b for b in session.budgets}
+            return [_dataset(ds, budgets.get(ds.name)) for ds in session.datasets]
+
+        return self._cached((name, "datasets"), load)
+
+    def mock(self, name: str, dataset: str, rows: int = 20) -> dict[str, Any]:
+        """The first ``rows`` rows of a dataset's mock (the scientist's public stand-in)."""
+        if not 1 <= rows <= MAX_MOCK_ROWS:
+            raise InvalidInput(f"rows is between 1 and {MAX_MOCK_ROWS}, not {rows}.")
+
+        def load() -> dict[str, Any]:
+            frame = self._session(name).dataset(dataset).mock
+            head = frame.head(rows)
+            return {
+                "columns": [str(c) for c in head.columns],
+                "rows": json.loads(head.to_json(orient="values", date_format="iso")),
+                "total_rows": len(frame),
+            }
+
+        return self._cached((name, "mock", dataset, str(rows)), load)
+
+    def requests(self, name: str) -> list[dict[str, Any]]:
+        """This user's requests on profile ``name``'s domain, oldest first."""
+        from rds.scientist.request import scientist_status
+
+        def load() -> list[dict[str, Any]]:
+            out = []
+            for req in self._session(name).requests:
+                record = req._record or req.refresh()
+                out.append(
+                    {
+                        "id": req.id,
+                        "what": req.what,
+                        "dataset": req.dataset,
+                        "kind": req.kind,
+                        "status": scientist_status(record),
+                        "verdict": req.verdict,
+                        "submitted_at": record.submitted_at.isoformat(),
+                        "reason": req.reason,
+                        "denial_reason": req.denial_reason,
+                    }
+                )
+            return out
+
+        # Statuses are what the panel polls for: a short cache, so news is not held back.
+        return self._cached((name, "requests"), load, ttl=min(self.ttl, 2.0))
+
+    # -- an owner's view -------------------------------------------------------------
+    def pending(self, name: str) -> int:
+        """How many requests wait for the owner of profile ``name``'s (served) domain."""
+
+        def load() -> int:
+            waiting = ("submitted", "ran")
+            return sum(r.listed_status in waiting for r in self._domain(name).requests)
+
+        return self._cached((name, "pending"), load, ttl=min(self.ttl, 2.0))
+
+    # -- plumbing --------------------------------------------------------------------
+    def _session(self, name: str) -> Session:
+        import rds
+
+        profile = self.store.get(name)
+        if profile.kind != "scientist":
+            raise InvalidInput(f"Profile {name!r} is an owner's domain, not a scientist login.")
+        with self._lock:
+            held = self._sessions.get(name)
+        if held is not None and held[0] == profile:
+            return held[1]
+        session = rds.connect(profile.url, email=profile.email, password=profile.password)
+        with self._lock:
+            self._sessions[name] = (profile, session)
+        return session
+
+    def _domain(self, name: str) -> Domain:
+        from rds.domain.domain import Domain, running_url
+        from rds.domain.layout import Layout
+
+        profile = self.store.get(name)
+        if profile.kind != "owner" or profile.path is None:
+            raise InvalidInput(f"Profile {name!r} is a scientist login, not an owned domain.")
+        with self._lock:
+            held = self._domains.get(name)
+        if held is not None and held[0] == profile:
+            return held[1]
+        # Opening an unserved domain here would hold its directory for the life of Jupyter
+        # and lock its owner out of it; only attach to a running server.
+        if running_url(Layout(Path(profile.path))) is None:
+            raise DomainUnreachable(
+                f"Domain {profile.path} is not being served; start it with "
+                f"`rds domain start --path {profile.path}`."
+            )
+        domain = Domain.open(profile.path)
+        with self._lock:
+            self._domains[name] = (profile, domain)
+        return domain
+
+    def _cached(self, key: tuple[str, ...], load: Callable[[], T], ttl: float | None = None) -> T:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < (self.ttl if ttl is None else ttl):
+            value: T = hit[1]
+            return value
+        value = load()
+        with self._lock:
+            self._cache[key] = (time.monotonic(), value)
+        return value
+
+    def _forget(self, name: str) -> None:
+        for key in [k for k in self._cache if k[0] == name]:
+            del self._cache[key]
+
+
+def _dataset(ds: RemoteDataset, budget: Any) -> dict[str, Any]:
+    schema = [
+        {
+            "name": str(row["name"]),
+            "dtype": str(row["dtype"]),
+            "nullable": bool(row["nullable"]),
+            "bounds": _json_value(row["bounds"]),
+            "categories": _json_value(row["categories"]),
+        }
+        for row in ds.schema.to_dict(orient="records")
+    ]
+    epsilon = None
+    if budget is not None and budget.epsilon_budget:
+        epsilon = {
+            "budget": budget.epsilon_budget,
+            "spent": budget.spent,
+            "pending": budget.pending,
+            "remaining": budget.remaining,
+        }
+    return {
+        "name": ds.name,
+        "description": ds.description,
+        "rows": ds.rows,
+        "schema": schema,
+        "policy": ds.policy,
+        "contact": ds.contact,
+        "epsilon": epsilon,
+    }
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, tuple | list):
+        return list(value)
+    return value
+
+
+def _status(profile: Profile) -> dict[str, Any]:
+    """Whether the profile's domain answers, its syft version and the round trip in ms."""
+    url = profile.url
+    if profile.kind == "owner":
+        from rds.domain.domain import running_url
+        from rds.domain.layout import Layout
+
+        try:
+            url = running_url(Layout(Path(str(profile.path))))
+        except OSError as exc:
+            return _down(f"cannot read {profile.path}: {exc}")
+        if url is None:
+            return _down("not being served (rds domain start)")
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/metadata", timeout=PROBE_TIMEOUT) as resp:  # noqa: S310
+            body = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return _down(f"no answer from {url}: {reason}")
+    latency = (time.perf_counter() - start) * 1000
+    version = body.get("syft_version") if isinstance(body, dict) else None
+    return {"reachable": True, "version": version, "latency_ms": round(latency, 1), "error": None}
+
+
+def _down(error: str) -> dict[str, Any]:
+    return {"reachable": False, "version": None, "latency_ms": None, "error": error}
