@@ -11,7 +11,7 @@ LAB_PORT ?= 8888
 
 .PHONY: demo test setup system lint bench clean
 
-setup: system $(STAMP)
+setup: system $(STAMP) extension
 
 # Debian packages the sandbox and the browser tests need.
 system:
@@ -31,6 +31,23 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install -q -c requirements.lock -e '.[dev]'
 	@touch $(STAMP)
 
+# The Remote Data panel: `pip install -e .` builds it (hatch-jupyter-builder, with jlpm);
+# rebuilt here when its sources change, then linked into the venv's JupyterLab and the
+# server extension enabled (a wheel install does both through its shared data).
+EXT_SOURCES := $(shell find extension/src extension/style -type f 2>/dev/null) \
+  extension/package.json extension/yarn.lock extension/tsconfig.json
+EXT_BUILT := rds/labextension/static/style.js
+
+.PHONY: extension
+extension: $(EXT_BUILT)
+	@test -e $(VENV)/share/jupyter/labextensions/rds-jupyterlab || \
+	  $(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
+	@$(VENV)/bin/jupyter server extension enable rds --sys-prefix >/dev/null
+
+$(EXT_BUILT): $(EXT_SOURCES) | $(STAMP)
+	cd extension && ../$(VENV)/bin/jlpm install --immutable && ../$(VENV)/bin/jlpm build:prod
+	@touch $(EXT_BUILT)
+
 demo: setup
 	$(PY) -m rds.demo --path $(DEMO_DIR) --port $(DEMO_PORT) --lab-port $(LAB_PORT)
 
@@ -40,6 +57,7 @@ lint: setup
 	$(VENV)/bin/mypy
 
 test: setup lint
+	cd extension && ../$(VENV)/bin/jlpm test
 	$(VENV)/bin/pytest -q
 
 bench: setup
@@ -47,4 +65,4 @@ bench: setup
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info rds/labextension extension/lib extension/node_modules

@@ -24,6 +24,7 @@ from rds.domain import serve
 from rds.domain.domain import Domain
 from rds.domain.layout import Layout, write_private
 from rds.domain.policy import Policy
+from rds.scientist.profiles import Profile, ProfileStore
 
 SCIENTIST_EMAIL = "scientist@demo.example.org"
 TRANSACTION_ROWS = 1_000_000
@@ -114,6 +115,17 @@ def seed(path: Path) -> Path:
     return creds_file
 
 
+def save_profiles(url: str, creds_file: Path, root: Path) -> ProfileStore:
+    """Save the demo as profiles "demo" (scientist) and "demo-owner" (its directory)."""
+    creds = json.loads(creds_file.read_text())
+    store = ProfileStore()
+    store.save(
+        Profile("demo", kind="scientist", url=url, email=creds["email"], password=creds["password"])
+    )
+    store.save(Profile("demo-owner", kind="owner", path=str(root)))
+    return store
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m rds.demo")
     parser.add_argument("--path", type=Path, default=Path(".rds-demo"))
@@ -125,11 +137,14 @@ def main(argv: list[str] | None = None) -> None:
     creds_file = seed(args.path)
     url = serve.start(args.path, port=args.port)
     layout = Layout(args.path.resolve())
+    store = save_profiles(url, creds_file, layout.root)
     print(
         f"\nDemo domain 'Demo Hospital' serving at {url}\n"
         f"  scientist login: {creds_file} (email {SCIENTIST_EMAIL}; password inside, mode 0600)\n"
         f"  owner login:     {layout.admin} (mode 0600); Domain.open({str(args.path)!r}) uses it\n"
-        f"  audit log:       {layout.ledger}  (check: rds ledger verify {args.path})\n",
+        f"  audit log:       {layout.ledger}  (check: rds ledger verify {args.path})\n"
+        f"  profiles:        'demo' (scientist) and 'demo-owner' in {store.path}; in a "
+        f'notebook: rds.connect(profile="demo"); in JupyterLab: the Remote Data panel\n',
         flush=True,
     )
     if args.no_lab:

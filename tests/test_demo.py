@@ -11,12 +11,14 @@ import pytest
 
 import rds
 from rds.domain import serve
+from rds.scientist.profiles import ProfileStore
 from tests.conftest import NOTEBOOKS, free_port, run_notebook
 
 
 def test_demo_seeds_and_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "demo"
     port = free_port()
+    monkeypatch.setenv("RDS_CONFIG_DIR", str(tmp_path / "config"))  # the child inherits it
     out = subprocess.run(
         [sys.executable, "-m", "rds.demo", "--path", str(path), "--port", str(port), "--no-lab"],
         capture_output=True,
@@ -38,6 +40,10 @@ def test_demo_seeds_and_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         assert listing.loc["diabetes", "rows"] == 442
         assert listing.loc["transactions", "rows"] == 1_000_000
         assert session.dataset("diabetes").schema.set_index("name").loc["age", "bounds"] == [0, 120]
+        # Saved as profiles for connect(profile=...) and the Remote Data panel.
+        assert "'demo' (scientist) and 'demo-owner'" in out.stdout
+        assert rds.connect(profile="demo").dataset("diabetes").rows == 442
+        assert ProfileStore().get("demo-owner").path == str(path.resolve())
         # The tour notebook JupyterLab opens on, against this demo domain, as make demo sets it.
         monkeypatch.setenv("RDS_DEMO_URL", url)
         monkeypatch.setenv("RDS_DEMO_DIR", str(path))
