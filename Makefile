@@ -8,6 +8,8 @@ STAMP := $(VENV)/.rds-installed
 DEMO_DIR ?= .rds-demo
 DEMO_PORT ?= 8081
 LAB_PORT ?= 8888
+# The extension's scripts call jlpm and jupyter-builder by name: the venv's bin comes first.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: demo test setup system lint bench clean
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+_APP = "import sys; from {module} import main; sys.argv = ['jupyter-{name}', 'list']; main()"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @pytest.fixture(scope="module")
@@ -40,56 +44,45 @@ def test_the_wheel_ships_the_prebuilt_extension_and_server_config(wheel: Path) -
 
 
 def test_after_pip_install_jupyter_lists_rds_enabled(wheel: Path, tmp_path: Path) -> None:
-    prefix = tmp_path / "prefix"
+    # A fresh venv gets the wheel; Jupyter itself comes from this venv's site-packages via a
+    # plain path entry (its .pth files, and so the checkout's editable rds, are not read).
+    env_dir = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True)
+    python = env_dir / "bin" / "python"
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--prefix",
-            str(prefix),
-            str(wheel),
-        ],
-        check=True,
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True
     )
-    site = (
-        prefix
-        / "lib"
-        / f"python{sys.version_info.major}.{sys.version_info.minor}"
-        / "site-packages"
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     )
+    (site / "outer-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {
         **os.environ,
-        "PYTHONPATH": str(site),  # the installed wheel's rds, ahead of the checkout's
-        "JUPYTER_PATH": str(prefix / "share" / "jupyter"),
-        "JUPYTER_CONFIG_PATH": str(prefix / "etc" / "jupyter"),
         "JUPYTER_CONFIG_DIR": str(tmp_path / "no-user-config"),
         "JUPYTER_DATA_DIR": str(tmp_path / "no-user-data"),
     }
-    jupyter = [sys.executable, "-m", "jupyter"]
-    labext = subprocess.run(
-        [*jupyter, "labextension", "list"], env=env, capture_output=True, text=True, check=True
-    )
-    listing = labext.stdout + labext.stderr
+    env.pop("PYTHONPATH", None)
+
+    def run(*args: str) -> str:
+        out = subprocess.run(
+            [python, *args], env=env, capture_output=True, text=True, check=True, cwd=tmp_path
+        )
+        return _ANSI.sub("", out.stdout + out.stderr)
+
+    assert run("-c", "import rds; print(rds.__file__)").startswith(str(site))
+    # The fresh venv has no jupyter-* scripts: call the same command line apps directly.
+    listing = run("-c", _APP.format(module="jupyterlab.labextensions", name="labextension"))
     line = next(ln for ln in listing.splitlines() if "rds-jupyterlab" in ln)
-    assert str(prefix / "share") in listing and "enabled" in line and "OK" in line
-    server = subprocess.run(
-        [*jupyter, "server", "extension", "list"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
+    assert "enabled" in line and "OK" in line, listing
+    assert str(env_dir / "share" / "jupyter" / "labextensions") in listing
+    text = run(
+        "-c",
+        _APP.format(module="jupyter_server.extension.serverextension", name="server-extension"),
     )
-    text = server.stdout + server.stderr
-    assert "rds enabled" in text and "rds.server OK" in text, text
-    where = subprocess.run(
-        [sys.executable, "-c", "import rds; print(rds.__file__)"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert where.stdout.startswith(str(site))
+    assert re.search(r"\brds enabled", text) and re.search(r"\brds 0\.1\.0 OK", text), text
+    assert str(env_dir / "etc" / "jupyter") in text

@@ -65,7 +65,13 @@ class Lab:
     token: str
     root: Path
     log: Path
+    home: Path
     process: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def profiles(self) -> Path:
+        """The rds profiles file this server's panel reads (``RDS_CONFIG_DIR``)."""
+        return self.home / "rds-config" / "profiles.json"
 
     def api(self, method: str, path: str) -> Any:
         """Call the server's REST API (``path`` like ``/api/sessions``); return parsed JSON."""
@@ -129,6 +135,7 @@ def _isolated_env(home: Path) -> dict[str, str]:
     ]:
         (home / sub).mkdir(parents=True, exist_ok=True)
         env[var] = str(home / sub)
+    env["RDS_CONFIG_DIR"] = str(home / "rds-config")  # connection profiles for the panel
     return env
 
 
@@ -181,7 +188,7 @@ def start_lab(root: Path, home: Path, *, log: Path, timeout: float = 60) -> Lab:
                 cwd=root,
                 start_new_session=True,
             )
-        lab = Lab(f"http://127.0.0.1:{port}", token, root, log, process)
+        lab = Lab(f"http://127.0.0.1:{port}", token, root, log, home, process)
         if _wait_until_up(lab, timeout):
             return lab
         if "already in use" not in log.read_text(errors="replace"):
