@@ -8,6 +8,7 @@ it as pending. Screenshots go to ``tests/artifacts/ui/``.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ import rds
 from rds.domain import serve
 from rds.scientist.profiles import Profile, ProfileStore
 from tests.conftest import free_port, patients
-from tests.ui.lab import Lab, run_notebook_in_lab, screenshot, screenshot_locator
+from tests.ui.lab import Lab, _dismiss_popups, run_notebook_in_lab, screenshot, screenshot_locator
 from tests.ui.test_lab_smoke import write_notebook
 
 DESCRIPTION = "Admissions <img src=x onerror=\"alert('panel')\">"
@@ -61,7 +62,9 @@ def hospital(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
 def open_panel(page: Page) -> Locator:
     tab = page.locator('.jp-SideBar [data-id="rds-remote-data"]')
     expect(tab).to_be_visible(timeout=30_000)
-    tab.click()
+    # Activate rather than click: a click on an open panel's tab closes it (and a restored
+    # workspace may have it open already).
+    page.evaluate("() => window.jupyterapp.shell.activateById('rds-remote-data')")
     panel = page.locator("#rds-remote-data")
     expect(panel).to_be_visible()
     return panel
@@ -127,7 +130,52 @@ def test_panel_browses_previews_inserts_and_follows_requests(
     expect(owner.locator(".rds-pending")).to_have_attribute("data-pending", "1", timeout=30_000)
     screenshot_locator(panel, "panel-my-requests")
     screenshot(page, "panel-notebook")
+
+    # The owner decides: a notification offers the code that fetches the outcome.
+    with rds.Domain.open(hospital["path"]) as domain:  # served: attaches as its admin
+        domain.request(request_id).deny("Use the age bands table instead")
+    toast = page.locator(".Toastify__toast", has_text="Denied: mean_age()")
+    expect(toast).to_be_visible(timeout=30_000)
+    expect(toast).to_contain_text("Use the age bands table instead")
+    expect(row).to_contain_text("denied")
+    screenshot(page, "panel-notification")
+    toast.get_by_role("button", name="Insert result code").click()
+    inserted = page.locator(".jp-Notebook .jp-Cell", has_text=f'.request("{request_id}")')
+    expect(inserted).to_have_count(1)
+    expect(inserted).to_contain_text("req.result()")
+
+    # The owner's button opens a new notebook with the review desk's code.
+    owner.get_by_role("button", name="Open review desk").click()
+    desk_cell = page.locator(".jp-Notebook .jp-Cell", has_text="domain.review()")
+    deadline = time.monotonic() + 30
+    while desk_cell.count() == 0 and time.monotonic() < deadline:
+        _dismiss_popups(page)  # a new notebook may ask which kernel to use
+        page.wait_for_timeout(200)
+    expect(desk_cell).to_contain_text(f'rds.Domain.open("{hospital["path"].resolve()}")')
     assert dialogs == []
+
+
+def test_connect_form_saves_a_profile(page: Page, lab: Lab, hospital: dict[str, Any]) -> None:
+    with rds.Domain.open(hospital["path"]) as domain:
+        creds = domain.add_scientist(f"bo-{uuid.uuid4().hex[:6]}@uni.example.org")
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    panel = open_panel(page)
+    panel.get_by_role("button", name="Connect").click()
+    form = panel.get_by_role("form", name="Connect to a domain")
+    form.get_by_label("Profile name").fill("bo")
+    form.get_by_label("Domain URL").fill(hospital["url"])
+    form.get_by_label("Email").fill(creds.email)
+    form.get_by_label("Password").fill("not the password")
+    form.get_by_role("button", name="Add profile").click()
+    expect(form.get_by_role("alert")).to_contain_text("password")  # refused, with the reason
+    form.get_by_label("Password").fill(creds.password)
+    form.get_by_role("button", name="Add profile").click()
+    bo = panel.locator('.rds-profile[data-profile="bo"]')
+    expect(bo.locator(".rds-status")).to_have_attribute("data-reachable", "true", timeout=30_000)
+    expect(bo.locator('.rds-dataset[data-dataset="patients"]')).to_be_visible()
+    saved = ProfileStore(lab.profiles).get("bo")
+    assert saved.email == creds.email and saved.url == hospital["url"]
+    ProfileStore(lab.profiles).remove("bo")
 
 
 def test_a_domain_that_is_down_shows_as_down(page: Page, lab: Lab, tmp_path: Path) -> None:
