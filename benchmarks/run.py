@@ -9,6 +9,8 @@
    same function applied to the same data already in memory.
 3. DP SQL: a differentially private GROUP BY COUNT+AVG through rds, against raw DuckDB on the
    same Parquet and OpenDP's own Polars API at the same ε (``benchmarks/dp_sql.py``).
+4. The Remote Data panel rendering 1,000 datasets in JupyterLab, against a plain DOM list of
+   the same items in the same page (``benchmarks/panel.py``; the goal is ≤ 300 ms).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from dp_sql import dp_path  # benchmarks/ is on sys.path when run as a script
+import panel  # benchmarks/ is on sys.path when run as a script
+from dp_sql import dp_path
 
 import rds
 from rds.demo import transactions
@@ -171,9 +174,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["fixed", "data", "dp"], nargs="+")
+    parser.add_argument("--only", choices=["fixed", "data", "dp", "panel"], nargs="+")
     args = parser.parse_args()
-    only = set(args.only or ["fixed", "data", "dp"])
+    only = set(args.only or ["fixed", "data", "dp", "panel"])
     with tempfile.TemporaryDirectory(prefix="rds-bench-") as tmp:
         if "fixed" in only:
             fixed_cost(Path(tmp), args.repeat)
@@ -181,6 +184,8 @@ def main() -> None:
             data_path(Path(tmp), args.rows, args.repeat)
         if "dp" in only:
             dp_path(Path(tmp), args.rows, args.repeat)
+        if "panel" in only:
+            panel.report(1000, args.repeat)
     print(f"\nEvery figure is the best of {args.repeat} runs.")
 
 

@@ -12,7 +12,6 @@ from playwright.sync_api import Error as PlaywrightError
 
 from tests.ui.lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Lab, screenshot, start_lab
 
-
 # A 2-core machine running a domain, JupyterLab and Chromium at once is slow to settle:
 # wait up to 20 s for what a user would see (failures still name what never appeared).
 expect.set_options(timeout=20_000)

@@ -281,6 +281,18 @@ def run_notebook_in_lab(
     path = notebook_path.resolve().relative_to(lab.root.resolve()).as_posix()
     page.goto(lab.notebook_url(notebook_path))
     _wait(page, deadline, f"kernel of {path} idle", lambda: _state(page, path) == "idle")
+    _run_all(page, path, deadline, allow_errors=allow_errors)
+
+
+def run_all_cells(
+    page: Page, lab: Lab, notebook_path: Path, *, timeout: float = 180, allow_errors: bool = False
+) -> None:
+    """Run every cell of ``notebook_path``, already open in ``page``, and wait for them."""
+    path = notebook_path.resolve().relative_to(lab.root.resolve()).as_posix()
+    _run_all(page, path, time.monotonic() + timeout, allow_errors=allow_errors)
+
+
+def _run_all(page: Page, path: str, deadline: float, *, allow_errors: bool) -> None:
     page.evaluate(_RUN_ALL_JS)
     _wait(
         page,

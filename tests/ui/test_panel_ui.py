@@ -21,7 +21,14 @@ import rds
 from rds.domain import serve
 from rds.scientist.profiles import Profile, ProfileStore
 from tests.conftest import free_port, patients
-from tests.ui.lab import Lab, _dismiss_popups, run_notebook_in_lab, screenshot, screenshot_locator
+from tests.ui.lab import (
+    Lab,
+    _dismiss_popups,
+    run_all_cells,
+    run_notebook_in_lab,
+    screenshot,
+    screenshot_locator,
+)
 from tests.ui.test_lab_smoke import write_notebook
 
 DESCRIPTION = "Admissions <img src=x onerror=\"alert('panel')\">"
@@ -114,9 +121,7 @@ def test_panel_browses_previews_inserts_and_follows_requests(
         }""",
         REQUEST_CELL,
     )
-    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-    expect(page.locator(".jp-mod-dirty")).to_have_count(0)  # saved: reopening asks nothing
-    run_notebook_in_lab(page, lab, notebook, timeout=120)
+    run_all_cells(page, lab, notebook, timeout=120)
     request_id = page.locator(".jp-Cell").last.locator(".jp-OutputArea-output").inner_text()
     request_id = request_id.strip().strip("'")
     assert len(request_id) == 32, request_id
