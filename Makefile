@@ -47,7 +47,7 @@ extension: $(EXT_BUILT)
 	@$(VENV)/bin/jupyter server extension enable rds --sys-prefix >/dev/null
 
 $(EXT_BUILT): $(EXT_SOURCES) | $(STAMP)
-	cd extension && ../$(VENV)/bin/jlpm install --immutable && ../$(VENV)/bin/jlpm build:prod
+	cd extension && jlpm install --immutable && jlpm build:prod
 	@touch $(EXT_BUILT)
 
 demo: setup
@@ -57,9 +57,10 @@ lint: setup
 	$(VENV)/bin/ruff format --check rds tests benchmarks
 	$(VENV)/bin/ruff check rds tests benchmarks
 	$(VENV)/bin/mypy
+	cd extension && jlpm prettier:check
 
 test: setup lint
-	cd extension && ../$(VENV)/bin/jlpm test
+	cd extension && jlpm test
 	$(VENV)/bin/pytest -q
 
 bench: setup

@@ -208,3 +208,13 @@ async def test_a_down_domain_shows_as_down_and_never_blocks_the_server(
         assert code == 502 and str(closed_port) in error
     finally:
         silent.close()
+
+
+def test_the_service_is_plain_python() -> None:
+    """Only the handlers are web code: the service and the core never import tornado."""
+    import subprocess
+    import sys
+
+    code = "import sys, rds.server.service; print('tornado' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

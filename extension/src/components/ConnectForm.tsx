@@ -5,6 +5,34 @@ import { IConnectForm } from '../tokens';
 
 const EMPTY: IConnectForm = { name: '', url: '', email: '', password: '' };
 
+/** The form's inputs, in order, with what each needs beyond a name and a value. */
+const FIELDS: {
+  key: keyof IConnectForm;
+  label: string;
+  input: React.InputHTMLAttributes<HTMLInputElement>;
+}[] = [
+  { key: 'name', label: 'Profile name', input: { autoComplete: 'off' } },
+  {
+    key: 'url',
+    label: 'Domain URL',
+    input: {
+      inputMode: 'url',
+      autoComplete: 'url',
+      placeholder: 'http://127.0.0.1:8081'
+    }
+  },
+  {
+    key: 'email',
+    label: 'Email',
+    input: { type: 'email', autoComplete: 'username' }
+  },
+  {
+    key: 'password',
+    label: 'Password',
+    input: { type: 'password', autoComplete: 'current-password' }
+  }
+];
+
 /**
  * The "Connect" form: a new profile for a domain. The server signs in before it
  * saves anything, so a wrong password or a domain that is down shows here, inline.
@@ -44,50 +72,18 @@ export function ConnectForm(props: {
       aria-label="Connect to a domain"
       onSubmit={submit}
     >
-      <label>
-        <span>Profile name</span>
-        <input
-          name="name"
-          required
-          autoComplete="off"
-          value={form.name}
-          onChange={field('name')}
-        />
-      </label>
-      <label>
-        <span>Domain URL</span>
-        <input
-          name="url"
-          inputMode="url"
-          autoComplete="url"
-          required
-          placeholder="http://127.0.0.1:8081"
-          value={form.url}
-          onChange={field('url')}
-        />
-      </label>
-      <label>
-        <span>Email</span>
-        <input
-          name="email"
-          type="email"
-          required
-          autoComplete="username"
-          value={form.email}
-          onChange={field('email')}
-        />
-      </label>
-      <label>
-        <span>Password</span>
-        <input
-          name="password"
-          type="password"
-          required
-          autoComplete="current-password"
-          value={form.password}
-          onChange={field('password')}
-        />
-      </label>
+      {FIELDS.map(({ key, label, input }) => (
+        <label key={key}>
+          <span>{label}</span>
+          <input
+            name={key}
+            required
+            {...input}
+            value={form[key]}
+            onChange={field(key)}
+          />
+        </label>
+      ))}
       {error !== null && (
         <p className="rds-error" role="alert">
           {error}
