@@ -22,6 +22,11 @@ system:
 	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq bubblewrap chromium >/dev/null; \
 	fi
+	@if ! command -v node >/dev/null; then \
+	  echo "Installing Node.js (apt), to build the Remote Data panel…"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq nodejs >/dev/null; \
+	fi
 
 # torch first and explicitly (an unpinned torch pulls a multi-GB CUDA build), then the
 # whole set against the lock generated from one resolver run with syft 0.9.5.
