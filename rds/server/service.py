@@ -200,7 +200,14 @@ class RemoteDataService:
         if hit is not None and now - hit[0] < (self.ttl if ttl is None else ttl):
             value: T = hit[1]
             return value
-        value = load()
+        try:
+            value = load()
+        except Exception:
+            # A domain that restarted or went away: log in afresh on the next call.
+            with self._lock:
+                self._sessions.pop(key[0], None)
+                self._domains.pop(key[0], None)
+            raise
         with self._lock:
             self._cache[key] = (time.monotonic(), value)
         return value

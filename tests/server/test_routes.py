@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 
@@ -208,6 +209,35 @@ async def test_a_down_domain_shows_as_down_and_never_blocks_the_server(
         assert code == 502 and str(closed_port) in error
     finally:
         silent.close()
+
+
+async def test_a_domain_that_stops_after_login_answers_502_then_recovers(
+    jp_fetch: Fetch, tmp_path: Path, profiles_dir: Path
+) -> None:
+    from rds.domain import serve
+    from tests.conftest import free_port
+
+    path = tmp_path / "brief"
+    with rds.Domain.create("Brief", path=path) as domain:
+        domain.publish("t", pd.DataFrame({"x": range(50)}), description="x")
+        creds = domain.add_scientist("ada@uni.example.org")
+    port = free_port()
+    url = serve.start(path, port=port)
+    hospital = {"url": url, "email": creds.email, "password": creds.password}
+    try:
+        await _connect(jp_fetch, hospital, name="brief")
+        assert (await _json(jp_fetch, "profiles", "brief", "datasets"))["datasets"][0][
+            "name"
+        ] == "t"
+        serve.stop(path)
+        await asyncio.sleep(5.1)  # past the listing cache
+        code, error = await _error(jp_fetch, "profiles", "brief", "datasets")
+        assert code == 502 and error  # JSON, with a reason: never an HTML 500
+        url = serve.start(path, port=port)  # back on the same address: the panel recovers
+        datasets = (await _json(jp_fetch, "profiles", "brief", "datasets"))["datasets"]
+        assert [d["name"] for d in datasets] == ["t"]
+    finally:
+        serve.stop(path)
 
 
 def test_the_service_is_plain_python() -> None:
