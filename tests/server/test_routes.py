@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 
@@ -215,11 +214,11 @@ async def test_a_domain_that_stops_after_login_answers_502_then_recovers(
     jp_fetch: Fetch, tmp_path: Path, profiles_dir: Path
 ) -> None:
     from rds.domain import serve
-    from tests.conftest import free_port
+    from tests.conftest import free_port, patients
 
     path = tmp_path / "brief"
     with rds.Domain.create("Brief", path=path) as domain:
-        domain.publish("t", pd.DataFrame({"x": range(50)}), description="x")
+        domain.publish("t", patients(), description="x")
         creds = domain.add_scientist("ada@uni.example.org")
     port = free_port()
     url = serve.start(path, port=port)
