@@ -130,18 +130,14 @@ class OwnerRequest:
         announce.start()
         try:
             outcome = run_request(domain, self)
-        except SandboxUnavailable:
-            announce.join()
-            domain.ledger.append("run_refused", actor=domain.owner, request=self.id)
-            domain._conn.set_stage(self.id, "submitted")
-            raise
-        except BudgetExceeded as exc:
-            announce.join()
-            self._deny(str(exc), actor="policy:epsilon_budget")
-            raise
-        except BaseException:
-            announce.join()
-            domain._conn.set_stage(self.id, "submitted")
+        except BaseException as exc:
+            announce.join()  # "running" must land before the stage that replaces it
+            if isinstance(exc, BudgetExceeded):
+                self._deny(str(exc), actor="policy:epsilon_budget")
+            else:
+                if isinstance(exc, SandboxUnavailable):
+                    domain.ledger.append("run_refused", actor=domain.owner, request=self.id)
+                domain._conn.set_stage(self.id, "submitted")
             raise
         announce.join()
         run = outcome.run

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from rds.domain.domain import Domain
     from rds.domain.policy import Policy
     from rds.domain.requests import OwnerRequest
+    from rds.sandbox.limits import SandboxLimits
 
 MIB = 1024 * 1024
 KINDS = ("python", "sql", "dp")
@@ -79,7 +80,7 @@ def run_on_mock(domain: Domain, req: OwnerRequest) -> RunResult:
     mocks = PrivateStore(domain.layout.runs / req.id / "mock")
     for name in req.datasets:
         mocks.put(name, records[name].mock())
-    limits = domain.policy(req.datasets[0]).limits or domain.limits
+    limits = request_limits(domain, req)
     if req.kind == "python":
         return runner.run_python(
             req.code,
@@ -95,6 +96,11 @@ def run_on_mock(domain: Domain, req: OwnerRequest) -> RunResult:
         limits=limits,
         allow_unsandboxed=domain.allow_unsandboxed,
     )
+
+
+def request_limits(domain: Domain, req: OwnerRequest) -> SandboxLimits:
+    """The sandbox limits a request runs under: its first dataset's, else the domain's."""
+    return domain.policy(req.datasets[0]).limits or domain.limits
 
 
 def combined_policy(domain: Domain, datasets: Sequence[str]) -> Policy:
@@ -121,7 +127,7 @@ def combined_policy(domain: Domain, datasets: Sequence[str]) -> Policy:
 
 def _python(domain: Domain, req: OwnerRequest) -> Outcome:
     policy = domain.policy(req.datasets[0])
-    limits = policy.limits or domain.limits
+    limits = request_limits(domain, req)
     result = runner.run_python(
         req.code,
         req.function or "",

@@ -96,6 +96,24 @@ class Request:
         record = self._record or self.refresh()
         return record.deny_reason if record.status == "denied" else None
 
+    def summary(self) -> dict[str, Any]:
+        """What a listing shows of this request, from its last read state (no round trip).
+
+        id, what, dataset, kind, status, verdict, submitted_at, reason, denial_reason.
+        """
+        record = self._record or self.refresh()
+        return {
+            "id": self.id,
+            "what": self.what,
+            "dataset": self.dataset,
+            "kind": self.kind,
+            "status": scientist_status(record),
+            "verdict": self.verdict,
+            "submitted_at": record.submitted_at,
+            "reason": self.reason,
+            "denial_reason": self.denial_reason,
+        }
+
     @property
     def what(self) -> str:
         """A short label: ``mean_age()``, ``SQL`` or ``DP SQL (ε=0.5)``."""
@@ -195,20 +213,11 @@ class RequestList(list[Request]):
         """One row per request: id, what, dataset, submitted, status, checks, reason."""
         import pandas as pd
 
-        rows = [
-            {
-                "id": r.id,
-                "what": r.what,
-                "dataset": r.dataset,
-                "submitted": r.submitted_at,
-                "status": scientist_status(r._record or r.refresh()),
-                "checks": r.verdict,
-                "reason": r.reason,
-            }
-            for r in self
-        ]
-        columns = ["id", "what", "dataset", "submitted", "status", "checks", "reason"]
-        return pd.DataFrame(rows, columns=columns)
+        frame = pd.DataFrame(
+            [r.summary() for r in self],
+            columns=["id", "what", "dataset", "submitted_at", "status", "verdict", "reason"],
+        )
+        return frame.rename(columns={"submitted_at": "submitted", "verdict": "checks"})
 
     def _repr_html_(self) -> str:
         from rds.widgets.reprs import requests_html

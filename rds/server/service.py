@@ -120,25 +120,12 @@ class RemoteDataService:
 
     def requests(self, name: str) -> list[dict[str, Any]]:
         """This user's requests on profile ``name``'s domain, oldest first."""
-        from rds.scientist.request import scientist_status
 
         def load() -> list[dict[str, Any]]:
             out = []
             for req in self._session(name).requests:
-                record = req._record or req.refresh()
-                out.append(
-                    {
-                        "id": req.id,
-                        "what": req.what,
-                        "dataset": req.dataset,
-                        "kind": req.kind,
-                        "status": scientist_status(record),
-                        "verdict": req.verdict,
-                        "submitted_at": record.submitted_at.isoformat(),
-                        "reason": req.reason,
-                        "denial_reason": req.denial_reason,
-                    }
-                )
+                summary = req.summary()
+                out.append({**summary, "submitted_at": summary["submitted_at"].isoformat()})
             return out
 
         # Statuses are what the panel polls for: a short cache, so news is not held back.

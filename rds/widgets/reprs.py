@@ -167,22 +167,19 @@ def requests_html(requests: Sequence[Request]) -> str:
 
 
 def _requests_table(requests: Iterable[Request]) -> str:
-    from rds.scientist.request import scientist_status
-
     rows = []
     for r in requests:
-        record = r._record or r.refresh()
-        status = scientist_status(record)
-        verdict = r.verdict
+        s = r.summary()
+        status, verdict = s["status"], s["verdict"]
         rows.append(
             (
                 r.id[:8],
-                r.what,
-                r.dataset,
-                record.submitted_at.strftime("%Y-%m-%d %H:%M"),
+                s["what"],
+                s["dataset"],
+                s["submitted_at"].strftime("%Y-%m-%d %H:%M"),
                 badge(status, status_tone(status)),
                 badge(verdict, verdict_tone(verdict)) if verdict else "",
-                record.deny_reason if status == "denied" else r.reason,
+                s["denial_reason"] if status == "denied" else s["reason"],
             )
         )
     if not rows:

@@ -232,7 +232,9 @@ class ReviewDesk(w.VBox):
 
     def _run(self, req: OwnerRequest, where: str) -> None:
         label = "Running on the mock…" if where == "mock" else "Running on the private data…"
-        limit = (self.domain.policy(req.datasets[0]).limits or self.domain.limits).wall_seconds
+        from rds.domain.runs import request_limits
+
+        limit = request_limits(self.domain, req).wall_seconds
         done = threading.Event()
         ticker = threading.Thread(target=self._tick, args=(label, limit, done), daemon=True)
         self.progress.bar_style = ""
