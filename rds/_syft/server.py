@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rds._syft import guard
+from rds._syft import allowlist, guard
+from rds._syft.blobs import blob_config
+from rds._syft.datasite import datasite_class
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,18 +95,11 @@ def build_server(identity: ServerIdentity) -> Any:
     with quiet():
         from syft import SyftSigningKey
         from syft.abstract_server import ServerSideType
-        from syft.server.datasite import Datasite
-        from syft.store.blob_storage.on_disk import (
-            OnDiskBlobStorageClientConfig,
-            OnDiskBlobStorageConfig,
-        )
         from syft.types.uid import UID
 
         identity.state_dir.mkdir(parents=True, exist_ok=True)
-        blob = OnDiskBlobStorageConfig(
-            client_config=OnDiskBlobStorageClientConfig(base_directory=identity.state_dir / "blob")
-        )
-        return Datasite(
+        blob = blob_config(identity.state_dir / "blob")
+        return datasite_class()(
             name=identity.name,
             id=UID(identity.server_id),
             signing_key=SyftSigningKey.from_string(identity.signing_key),
@@ -127,7 +122,10 @@ def stop_server(server: Any) -> None:
 
 
 class HTTPServer:
-    """The datasite's HTTP API (syft's own routes) on uvicorn, without syft's ``*`` CORS.
+    """The datasite's HTTP API on uvicorn: syft's routes rds allows, without syft's ``*`` CORS.
+
+    Only ``allowlist.ROUTES`` are mounted (registration, password reset and the peer stream
+    proxy are not); every API call is then checked at dispatch (``RDSDatasite``).
 
     Examples
     --------
@@ -143,7 +141,9 @@ class HTTPServer:
         self.server = server
         app = FastAPI(title=f"rds domain {server.name}", docs_url=None, redoc_url=None)
         router = APIRouter()
-        router.include_router(make_routes(worker=server))
+        for route in make_routes(worker=server).routes:
+            if getattr(route, "path", None) in allowlist.ROUTES:
+                router.routes.append(route)
         app.include_router(router, prefix="/api/v2")
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
         self._uvicorn = uvicorn.Server(config)

@@ -37,10 +37,10 @@ def test_plain_syft_client_cannot_run_an_approved_function(
     admin.requests.get_all()[0].deposit_result(b"released", approve=True)
 
     # The scientist now calls the approved function directly through syft...
-    with pytest.raises(SyftException, match="never execute"):
+    with pytest.raises(SyftException, match=r"rds refuses .code.call.|never execute"):
         client.code.touch(df=asset)
     # ...and so does the owner.
-    with pytest.raises(SyftException, match="never execute"):
+    with pytest.raises(SyftException, match=r"rds refuses .code.call.|never execute"):
         admin.code.touch(df=asset)
     assert not marker.exists()
 
@@ -59,5 +59,5 @@ def test_released_rds_request_cannot_be_rerun_through_syft(
     # The request is approved in syft now; syft would run it in-server if asked. It refuses.
     syft_client = session._conn._client
     asset = syft_client.datasets.get_all()[0].assets[0]
-    with pytest.raises(Exception, match="never execute"):
+    with pytest.raises(Exception, match=r"rds refuses .code.call.|never execute"):
         syft_client.code.count_rows(df=asset)
