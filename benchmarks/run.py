@@ -135,6 +135,32 @@ def fixed_cost(workdir: Path, repeat: int) -> None:
     print(f"    of which one sandboxed run of a trivial function: {trivial_run:.3f}s")
 
 
+def waiting_listing(workdir: Path, count: int, repeat: int) -> None:
+    """The owner lists ``count`` waiting requests of a served domain (``domain.requests``)."""
+    print(f"\n== Owner listing: {count} waiting requests over HTTP (domain.requests) ==")
+    with rds.Domain.create("Bench listing", path=workdir / "listing") as domain:
+        domain.publish("small", pd.DataFrame({"x": np.arange(100)}))
+        creds = domain.add_scientist("bench@lab.example.org")
+    url = serve.start(workdir / "listing", port=18766)
+    try:
+        session = rds.connect(url, email=creds.email, password=creds.password)
+        ds = session.dataset("small")
+        for i in range(count):
+            sql = f"SELECT COUNT(*) + {i} AS n FROM small" if i % 2 else None
+            if sql:
+                ds.sql(sql, reason="benchmark")
+            else:
+                ds.request(trivial, reason="benchmark")
+        domain = rds.Domain.open(workdir / "listing")
+        listed = best(lambda: len(domain.requests), repeat)
+        assert len(domain.requests) == count
+        domain.close()
+    finally:
+        serve.stop(workdir / "listing")
+    each = listed / count * 1e3
+    print(f"  {count} requests (half Python, half SQL): {listed:.3f}s, {each:.1f} ms each")
+
+
 def data_path(workdir: Path, sizes: list[int], repeat: int) -> None:
     print("\n== Data path: pandas group-by in the sandbox vs the same function in memory ==")
     with rds.Domain.create("Bench data", path=workdir / "data") as domain:
@@ -174,12 +200,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["fixed", "data", "dp", "panel"], nargs="+")
+    parser.add_argument("--waiting", type=int, default=200)
+    parser.add_argument("--only", choices=["fixed", "listing", "data", "dp", "panel"], nargs="+")
     args = parser.parse_args()
-    only = set(args.only or ["fixed", "data", "dp", "panel"])
+    only = set(args.only or ["fixed", "listing", "data", "dp", "panel"])
     with tempfile.TemporaryDirectory(prefix="rds-bench-") as tmp:
         if "fixed" in only:
             fixed_cost(Path(tmp), args.repeat)
+        if "listing" in only:
+            waiting_listing(Path(tmp), args.waiting, args.repeat)
         if "data" in only:
             data_path(Path(tmp), args.rows, args.repeat)
         if "dp" in only:

@@ -29,7 +29,7 @@ from rds.errors import (
 from rds.ledger import Ledger
 from rds.privacy.budget import Budget
 from rds.privacy.report import Check, CheckReport
-from rds.sandbox.limits import SandboxLimits
+from rds.sandbox.limits import SandboxLimits, WorkerLimits
 from rds.scientist import RemoteDataset, Request, Session, connect
 
 __version__ = "0.1.0"
@@ -77,5 +77,6 @@ __all__ = [
     "SandboxLimits",
     "SandboxUnavailable",
     "Session",
+    "WorkerLimits",
     "connect",
 ]

@@ -4,7 +4,7 @@ rds domain create NAME --path DIR
 rds domain start NAME --path DIR [--port 8081] [--host 127.0.0.1]
 rds domain stop --path DIR
 rds domain status --path DIR
-rds ledger verify DIR
+rds ledger verify DIR [--public-key FILE]
 """
 
 from __future__ import annotations
@@ -57,21 +57,40 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from rds.domain import serve
     from rds.domain.domain import running_url
     from rds.domain.layout import Layout
 
     url = running_url(Layout(args.path.resolve()))
-    print(f"serving at {url}" if url else "not running")
+    found = serve.processes(args.path)
+    if url:
+        print(f"serving at {url}")
+    elif any(p.alive for p in found):
+        print("not serving: its processes are up, but the server does not answer (restarting?)")
+    else:
+        print("not running")
+    for process in found:
+        print(f"  {process.describe()}")
     return 0 if url else 1
 
 
 def _verify(args: argparse.Namespace) -> int:
     from rds.domain.layout import Layout
-    from rds.ledger import Ledger
+    from rds.errors import LedgerError
+    from rds.ledger import Ledger, fingerprint, load_public_key
 
-    path = args.path if args.path.is_file() else Layout(args.path).ledger
-    count = Ledger(path).verify()
-    print(f"Ledger OK: {count} entries, hash chain intact ({path}).")
+    if args.path.is_file():
+        path, public = args.path, args.path.with_name("ledger.pub")
+    else:
+        layout = Layout(args.path)
+        path, public = layout.ledger, layout.ledger_public
+    if not path.is_file():
+        raise LedgerError(f"No ledger at {path}; give a domain directory or a ledger.jsonl file.")
+    if args.public_key is None and not public.is_file():
+        raise LedgerError(f"No public key at {public}; give one with --public-key FILE.")
+    key = load_public_key(args.public_key or public)
+    count = Ledger(path, public_key=key).verify()
+    print(f"Ledger OK: {count} entries, hash chain and signatures intact (key {fingerprint(key)})")
     return 0
 
 
@@ -103,8 +122,13 @@ def parser() -> argparse.ArgumentParser:
     ledger = groups.add_parser("ledger", help="audit log").add_subparsers(
         dest="command", required=True
     )
-    verify = ledger.add_parser("verify", help="check the ledger's hash chain")
+    verify = ledger.add_parser("verify", help="check the ledger's hash chain and signatures")
     verify.add_argument("path", type=Path, help="a domain directory or a ledger.jsonl file")
+    verify.add_argument(
+        "--public-key",
+        type=Path,
+        help="the ledger's public key (default: ledger.pub in the domain, or beside the file)",
+    )
     verify.set_defaults(run=_verify)
     return top
 

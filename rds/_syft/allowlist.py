@@ -74,6 +74,14 @@ GUEST = frozenset({"metadata"})
 # the peer streaming proxy) are not mounted.
 ROUTES = frozenset({"/", "/metadata", "/metadata_capnp", "/api", "/api_call", "/login"})
 
+# Allowed calls whose arguments choose *what kind* of object they read are pinned to the
+# kinds rds's clients ask for: syft lets every scientist read other scientists' User
+# records (signing key included) by id, and these two readers would hand them over.
+PINNED = {
+    "migration._get_object": "a Request",
+    "notifications.resolve_object": "a link to a request's code or its status",
+}
+
 REFUSAL = (
     "rds refuses {path!r} for a {role}: an rds domain accepts only the calls rds's own "
     "client makes (see rds._syft.allowlist). Use rds.connect() and the rds API."
@@ -101,3 +109,29 @@ def refusal(role: Any, path: str, *, blocking: bool, caller: str) -> str | None:
     log.warning("refused syft call %r (blocking=%s) from %s %s", path, blocking, name, caller)
     shown = path if blocking else f"{path} (non-blocking)"
     return REFUSAL.format(path=shown, role=name.lower())
+
+
+def argument_refusal(path: str, args: Any, kwargs: Any) -> str | None:
+    """Why the arguments of an allowed call are refused, or ``None`` when they are fine."""
+    if path not in PINNED:
+        return None
+    if path == "migration._get_object":
+        from syft.service.request.request import Request
+
+        chosen = kwargs.get("object_type", args[1] if len(args) > 1 else None)
+        fine = chosen is Request
+    else:
+        from syft.service.code.status_service import UserCodeStatusService
+        from syft.service.code.user_code import UserCode, UserCodeStatusCollection
+        from syft.service.code.user_code_service import UserCodeService
+        from syft.store.linked_obj import LinkedObject
+
+        link = kwargs.get("linked_obj", args[0] if args else None)
+        fine = isinstance(link, LinkedObject) and (link.service_type, link.object_type) in {
+            (UserCodeService, UserCode),
+            (UserCodeStatusService, UserCodeStatusCollection),
+        }
+    if fine:
+        return None
+    log.warning("refused syft call %r with arguments outside what rds reads", path)
+    return f"rds refuses {path!r} for anything but {PINNED[path]}."

@@ -36,7 +36,7 @@ def _client_class() -> type:
     )
     from syft.types.blob_storage import SecureFilePathLocation
 
-    class Connection(OnDiskBlobStorageConnection):  # type: ignore[misc,valid-type]
+    class Connection(OnDiskBlobStorageConnection):
         def _here(self, fp: Any) -> Any:
             return SecureFilePathLocation(id=fp.id, path=Path(fp.path).name)
 
@@ -46,7 +46,7 @@ def _client_class() -> type:
         def delete(self, fp: Any) -> Any:
             return super().delete(self._here(fp))
 
-    class Client(OnDiskBlobStorageClient):  # type: ignore[misc,valid-type]
+    class Client(OnDiskBlobStorageClient):
         def connect(self) -> Any:
             return Connection(self.config.base_directory)
 

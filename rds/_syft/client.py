@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import linecache
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class Connection:
         # syft requests whose tags this connection set: set_tags needs the object, and
         # fetching it again for each stage would double the cost of a stage change.
         self._tag_targets: dict[str, Any] = {}
+        self._tag_lock = threading.Lock()  # a served domain's worker sets stages from a pool
 
     @classmethod
     def login(cls, target: Any, *, email: str, password: str) -> Connection:
@@ -237,9 +239,10 @@ class Connection:
         req = self._tag_targets.get(request_id)
         if req is None:
             req = self._get(request_id)
-            if len(self._tag_targets) >= 256:
-                self._tag_targets.pop(next(iter(self._tag_targets)))
-            self._tag_targets[request_id] = req
+            with self._tag_lock:
+                if len(self._tag_targets) >= 256:
+                    self._tag_targets.pop(next(iter(self._tag_targets)))
+                self._tag_targets[request_id] = req
         # rds owns a request's tags (syft sets none); syft looks the request up by id.
         tags = [STAGE_TAG + stage] + ([CHECKS_TAG + checks] if checks is not None else [])
         with quiet():

@@ -3,8 +3,8 @@
 Every API call syft serves — over HTTP (``/api/v2/api_call``) or in-process (a Python
 connection) — passes through ``handle_api_call_with_unsigned_result``. rds checks there,
 before syft looks anything up or runs anything: the call must be signed, addressed to this
-server (syft would otherwise forward it to a peer), blocking, and on the caller's role's
-allow-list.
+server (syft would otherwise forward it to a peer), blocking, on the caller's role's
+allow-list, and, for the generic readers, about the kind of object rds reads.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def datasite_class() -> type:
                 allowlist.log.warning("refused a call addressed to another server from %s", caller)
                 return SyftError(message="rds domains do not forward calls to other servers.")
             role = self.get_role_for_credentials(credentials=api_call.credentials)
-            why = allowlist.refusal(role, message.path, blocking=message.blocking, caller=caller)
+            why = allowlist.refusal(
+                role, message.path, blocking=message.blocking, caller=caller
+            ) or allowlist.argument_refusal(message.path, message.args, message.kwargs)
             if why is not None:
                 return SyftError(message=why)
             return super().handle_api_call_with_unsigned_result(

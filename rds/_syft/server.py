@@ -139,7 +139,9 @@ class HTTPServer:
         from syft.server.routes import make_routes
 
         self.server = server
-        app = FastAPI(title=f"rds domain {server.name}", docs_url=None, redoc_url=None)
+        app = FastAPI(
+            title=f"rds domain {server.name}", docs_url=None, redoc_url=None, openapi_url=None
+        )
         router = APIRouter()
         for route in make_routes(worker=server).routes:
             if getattr(route, "path", None) in allowlist.ROUTES:

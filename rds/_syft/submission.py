@@ -20,6 +20,9 @@ from typing import Any
 from rds.errors import InvalidInput
 
 HEADER = "rds_request"
+#: Longest submitted code and header rds reads at all; longer ones read as having no header.
+MAX_CODE = 200_000
+MAX_HEADER = 64_000
 
 
 def function_source(source: str) -> tuple[str, str, list[str]]:
@@ -53,7 +56,22 @@ def with_header(source: str, meta: dict[str, Any]) -> str:
 
 
 def split_header(raw_code: str) -> tuple[dict[str, Any], str]:
-    """Read ``(meta, source)`` back from stored code; ``meta`` is ``{}`` for non-rds code."""
+    """Read ``(meta, source)`` back from stored code; ``meta`` is ``{}`` for non-rds code.
+
+    Total: any text gives an answer (a submission is hostile input, and one that could make
+    this raise would break every listing of the domain's requests).
+    """
+    if not isinstance(raw_code, str):
+        return {}, ""
+    try:
+        return _split(raw_code)
+    except Exception:  # RecursionError, MemoryError-adjacent parser failures, odd types
+        return {}, raw_code
+
+
+def _split(raw_code: str) -> tuple[dict[str, Any], str]:
+    if len(raw_code) > MAX_CODE:
+        return {}, raw_code
     try:
         module = ast.parse(textwrap.dedent(raw_code))
     except SyntaxError:
@@ -70,6 +88,7 @@ def split_header(raw_code: str) -> tuple[dict[str, Any], str]:
             and len(deco.args) == 1
             and isinstance(deco.args[0], ast.Constant)
             and isinstance(deco.args[0].value, str)
+            and len(deco.args[0].value) <= MAX_HEADER
         ):
             try:
                 loaded = json.loads(deco.args[0].value)
@@ -80,3 +99,14 @@ def split_header(raw_code: str) -> tuple[dict[str, Any], str]:
     lines = textwrap.dedent(raw_code).splitlines()
     source = "\n".join(lines[fn.lineno - 1 : fn.end_lineno]) + "\n"
     return meta, source
+
+
+def sql_function(datasets: tuple[str, ...]) -> str:
+    """The syft-side stand-in for a SQL request over ``datasets``: rds reads the query from
+    its header and runs it with DuckDB, never this function."""
+    params = ", ".join(datasets)
+    return (
+        f"def sql_query({params}):\n"
+        '    """A SQL request: rds runs the query in the header with DuckDB, never this."""\n'
+        "    raise NotImplementedError\n"
+    )

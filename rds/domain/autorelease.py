@@ -31,7 +31,10 @@ def auto_release(domain: Domain, req: OwnerRequest) -> str | None:
     >>> auto_release(domain, domain.requests[-1])
     'released'
     """
-    if req.kind not in _ALLOWED or not req.datasets or req.status != "submitted":
+    if req.status != "submitted":
+        return None
+    req._pick_up()
+    if req.kind not in _ALLOWED or not req.datasets:
         return None
     missing = set(req.datasets) - set(domain.store.names())
     if missing:

@@ -7,7 +7,8 @@ import json
 import os
 import secrets
 import urllib.request
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,10 +23,10 @@ from rds.domain.publish import privacy_unit as _privacy_unit
 from rds.domain.requests import OwnerRequest
 from rds.domain.store import PrivateStore, check_name
 from rds.errors import DatasetNotFound, DomainError, InvalidInput
-from rds.ledger import Ledger
+from rds.ledger import Ledger, create_key_pair, open_signing
 from rds.privacy import budget
 from rds.privacy.budget import Budget
-from rds.sandbox.limits import SandboxLimits
+from rds.sandbox.limits import SandboxLimits, WorkerLimits
 
 if TYPE_CHECKING:
     from rds.widgets.review import ReviewDesk
@@ -64,9 +65,16 @@ class Domain:
         config = json.loads(layout.config.read_text())
         self.name: str = config["name"]
         self.limits = SandboxLimits(**config.get("limits", {}))
+        self.worker_limits = WorkerLimits(**config.get("worker_limits", {}))
         self.allow_unsandboxed: bool = bool(config.get("allow_unsandboxed", False))
         self.store = PrivateStore(layout.private)
-        self.ledger = Ledger(layout.ledger)
+        # Signs with secrets/ledger.key; an older domain's unsigned ledger is adopted here once.
+        self.ledger = open_signing(
+            layout.ledger,
+            key_path=layout.ledger_key,
+            public_path=layout.ledger_public,
+            actor=conn.email,
+        )
         self.owner: str = conn.email
 
     # -- lifecycle ---------------------------------------------------------------
@@ -79,13 +87,17 @@ class Domain:
         admin_email: str | None = None,
         limits: SandboxLimits | None = None,
         allow_unsandboxed: bool = False,
+        worker_limits: WorkerLimits | None = None,
     ) -> Domain:
         """Create a new domain in the directory ``path`` and open it.
 
         A random admin password is generated and kept in ``path/secrets/admin.json``
-        (mode 0600); the server's signing key is random too, never derived from ``name``.
+        (mode 0600); the server's signing key is random too, never derived from ``name``, and
+        so is the ledger's Ed25519 key (``secrets/ledger.key``; ``ledger.pub`` verifies it).
         ``allow_unsandboxed=True`` lets private runs proceed without bubblewrap (each one is
         recorded in the ledger with a warning); leave it off in production.
+        ``worker_limits`` says how many requests a served domain runs at once and how many
+        undecided ones each scientist may have (``rds domain start``).
         """
         from rds._syft.server import new_identity_values
 
@@ -94,6 +106,9 @@ class Domain:
             raise DomainError(f"{layout.root} already holds a domain; use Domain.open().")
         if not name or not name.strip():
             raise InvalidInput("A domain needs a name.")
+        for value, kind in ((limits, SandboxLimits), (worker_limits, WorkerLimits)):
+            if value is not None and not isinstance(value, kind):
+                raise InvalidInput(f"Expected an rds.{kind.__name__}, not {type(value).__name__}.")
         layout.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(layout.root, 0o700)
         server_id, signing_key = new_identity_values()
@@ -110,9 +125,11 @@ class Domain:
             "created": datetime.now(UTC).isoformat(),
             "limits": limits.__dict__,
             "allow_unsandboxed": allow_unsandboxed,
+            "worker_limits": asdict(worker_limits or WorkerLimits()),
         }
         write_private(layout.config, json.dumps(config, indent=2))
-        Ledger(layout.ledger).append(
+        key = create_key_pair(layout.ledger_key, layout.ledger_public)
+        Ledger(layout.ledger, key=key).append(
             "domain_created", actor=email, name=name, allow_unsandboxed=allow_unsandboxed
         )
         return cls.open(layout.root)
@@ -305,18 +322,19 @@ class Domain:
     def requests(self) -> list[OwnerRequest]:
         """Every request, oldest first (each is recorded in the ledger on first sight)."""
         records = sorted(self._conn.requests(), key=lambda r: r.submitted_at)
+        published = self.store.names()
         # One read of the ledger for the listing; append() still guards each new entry.
         recorded = {e.data.get("once") for e in self.ledger.events(event="submitted")}
-        for record in records:
-            if record.id not in recorded:
-                self.note_submission(record)
-        return [OwnerRequest(self, record) for record in records]
+        return [
+            self.note_submission(record, published=published)
+            if record.id not in recorded
+            else OwnerRequest(self, record, published=published)
+            for record in records
+        ]
 
     def request(self, request_id: str) -> OwnerRequest:
         """One request by id."""
-        record = self._conn.request(request_id)
-        self.note_submission(record)
-        return OwnerRequest(self, record)
+        return self.note_submission(self._conn.request(request_id))
 
     def auto_release(self, request_id: str) -> str | None:
         """Record a new request in the ledger and apply its datasets' ``auto_release`` policy.
@@ -348,17 +366,24 @@ class Domain:
             delta_budget=policy.delta_budget,
         )
 
-    def note_submission(self, record: Any) -> None:
-        """Record a request's submission in the ledger, once."""
+    def note_submission(
+        self, record: Any, *, published: Collection[str] | None = None
+    ) -> OwnerRequest:
+        """Record a request's submission in the ledger, once, as rds reads it from its code
+        (an invalid one with its problem); return it."""
+        req = OwnerRequest(self, record, published=published)
         self.ledger.append(
             "submitted",
             actor=record.scientist,
             once_key=record.id,
             request=record.id,
-            dataset=record.meta.get("dataset"),
-            kind=record.meta.get("kind", "syft"),
+            dataset=req.dataset,
+            datasets=req.datasets,
+            kind=req.kind,
+            problem=req.problem,
             submitted_at=record.submitted_at.isoformat(),
         )
+        return req
 
     def __repr__(self) -> str:
         where = self.url or "in this process"

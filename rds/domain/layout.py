@@ -12,10 +12,11 @@ class Layout:
     """Paths inside one domain directory.
 
     Everything a domain needs to come back after ``kill -9`` lives here: ``domain.json``
-    (name, server id), ``secrets/`` (signing key and admin password, mode 0600), ``syft/``
-    (syft's SQLite and blobs: metadata, mocks, users, requests, released results),
-    ``private/`` (the private data, never given to syft), ``runs/`` (owner-only previews of
-    sandboxed runs) and ``ledger.jsonl``.
+    (name, server id), ``secrets/`` (server signing key, ledger key and admin password, mode
+    0600), ``syft/`` (syft's SQLite and blobs: metadata, mocks, users, requests, released
+    results), ``private/`` (the private data, never given to syft), ``runs/`` (owner-only
+    previews of sandboxed runs), ``ledger.jsonl`` and ``ledger.pub`` (the public key that
+    verifies the ledger's signatures).
     """
 
     root: Path
@@ -51,6 +52,16 @@ class Layout:
     @property
     def ledger(self) -> Path:
         return self.root / "ledger.jsonl"
+
+    @property
+    def ledger_key(self) -> Path:
+        """The worker's Ed25519 key that signs the ledger (0600, owner only)."""
+        return self.secrets / "ledger.key"
+
+    @property
+    def ledger_public(self) -> Path:
+        """The public half of ``ledger_key``: anyone may verify the ledger with it."""
+        return self.root / "ledger.pub"
 
     @property
     def server_file(self) -> Path:

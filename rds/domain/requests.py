@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import warnings
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -56,10 +56,12 @@ class RunPreview:
 class OwnerRequest:
     """One computation request, from the owner's side.
 
-    Attributes: ``id``, ``kind`` (``"python"``, ``"sql"`` or ``"dp"``), ``code`` (the
+    Attributes: ``id``, ``kind`` (``"python"``, ``"sql"``, ``"dp"``, or ``"invalid"`` with
+    the reason in ``problem``: it can only be denied), ``code`` (the
     function's source), ``sql``, ``epsilon``/``delta`` (DP), ``scientist``, ``dataset`` and
-    ``datasets``, ``reason``, ``submitted_at`` and ``status`` (``"submitted"``, ``"ran"``,
-    ``"released"`` or ``"denied"``).
+    ``datasets`` (derived from the code: the tables a query reads), ``reason``,
+    ``submitted_at`` and ``status`` (``"submitted"``, ``"invalid"``, ``"ran"``, ``"released"``
+    or ``"denied"``).
 
     Examples
     --------
@@ -69,23 +71,29 @@ class OwnerRequest:
     >>> req.approve()              # releases preview.result to the scientist
     """
 
-    def __init__(self, domain: Domain, record: RequestRecord) -> None:
-        meta = record.meta
+    def __init__(
+        self, domain: Domain, record: RequestRecord, *, published: Collection[str] | None = None
+    ) -> None:
+        from rds.domain.intake import read_submission
+
         self._domain = domain
         self._record = record
         self.id = record.id
         self.code = record.source
         self.scientist = record.scientist
-        self.kind: str = meta.get("kind", "syft")
-        self.dataset: str | None = meta.get("dataset")
-        self.datasets: list[str] = list(
-            meta.get("datasets") or ([self.dataset] if self.dataset else [])
-        )
-        self.function: str | None = meta.get("function")
-        self.sql: str = str(meta.get("sql") or "")
-        self.epsilon: float = float(meta.get("epsilon") or 0.0)
-        self.delta: float = float(meta.get("delta") or 0.0)
-        self.reason: str = meta.get("reason", "")
+        names = domain.store.names() if published is None else published
+        # What the request is comes from its code; its header is only checked against it.
+        self.submission = read_submission(record.source, record.meta, published=names)
+        sub = self.submission
+        self.kind: str = sub.kind
+        self.problem: str | None = sub.problem
+        self.datasets: list[str] = list(sub.datasets)
+        self.dataset: str | None = sub.dataset
+        self.function: str | None = sub.function
+        self.sql: str = sub.sql
+        self.epsilon: float = sub.epsilon
+        self.delta: float = sub.delta
+        self.reason: str = sub.reason
         self.submitted_at: datetime = record.submitted_at
         self._dir = domain.layout.runs / record.id
 
@@ -97,11 +105,16 @@ class OwnerRequest:
 
     @property
     def listed_status(self) -> str:
-        """The status as of the last read, without a round trip (for queues of many)."""
+        """The status as of the last read, without a round trip (for queues of many).
+
+        ``"invalid"``: a submission rds cannot read (see ``problem``); deny it.
+        """
         if self._record.status == "approved":
             return "released"
         if self._record.status == "denied":
             return "denied"
+        if self.problem is not None:
+            return "invalid"
         return "ran" if (self._dir / "run.json").exists() else "submitted"
 
     @property
@@ -122,24 +135,15 @@ class OwnerRequest:
             if earlier is not None and earlier.ok:
                 return earlier
         domain = self._domain
-        # "running" is for the scientist's status view: sent while the sandbox works (a syft
-        # round trip off the critical path), and always before any later stage.
-        announce = threading.Thread(
-            target=domain._conn.set_stage, args=(self.id, "running"), name="rds-stage", daemon=True
-        )
-        announce.start()
+        self._pick_up()  # before the run: the scientist sees no stage while it works
         try:
             outcome = run_request(domain, self)
-        except BaseException as exc:
-            announce.join()  # "running" must land before the stage that replaces it
-            if isinstance(exc, BudgetExceeded):
-                self._deny(str(exc), actor="policy:epsilon_budget")
-            else:
-                if isinstance(exc, SandboxUnavailable):
-                    domain.ledger.append("run_refused", actor=domain.owner, request=self.id)
-                domain._conn.set_stage(self.id, "submitted")
+        except BudgetExceeded as exc:
+            self._deny(str(exc), actor="policy:epsilon_budget")
             raise
-        announce.join()
+        except SandboxUnavailable:
+            domain.ledger.append("run_refused", actor=domain.owner, request=self.id)
+            raise
         run = outcome.run
         if not run["sandboxed"]:
             warnings.warn(
@@ -169,8 +173,18 @@ class OwnerRequest:
             domain.ledger.append(
                 "unsandboxed_run", actor=domain.owner, request=self.id, warning="no bubblewrap"
             )
-        domain._conn.set_stage(self.id, "review")
         return self._preview(run, outcome.payload, outcome.report)
+
+    def _pick_up(self) -> None:
+        """Tell the scientist the request is with the owner ("awaiting review"), once.
+
+        This is the only stage a scientist sees before a decision, and it is set before
+        anything runs on the private data: neither its presence nor its time depends on a
+        run (how long it took, whether it failed, what the checks said).
+        """
+        if self._record.stage is None and self._record.status == "pending":
+            self._domain._conn.set_stage(self.id, "review")
+            self._record = replace(self._record, stage="review")
 
     def run_on_mock(self) -> RunPreview:
         """Run the request on the published mock data, in the sandbox; nothing is checked.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from rds.errors import RDSError
@@ -45,13 +45,17 @@ class Outcome:
     report: CheckReport
 
 
-def run_request(domain: Domain, req: OwnerRequest) -> Outcome:
-    """Run ``req`` on the private data according to its kind."""
+def _runnable(req: OwnerRequest) -> None:
     if req.kind not in KINDS or not req.datasets:
         raise RDSError(
-            "This request was not made with rds (no rds header), so rds cannot run it; "
-            "deny it with a reason."
+            f"This request is invalid, so rds will not run it: {req.problem} "
+            "Deny it with a reason (req.deny('...'))."
         )
+
+
+def run_request(domain: Domain, req: OwnerRequest) -> Outcome:
+    """Run ``req`` on the private data according to its kind."""
+    _runnable(req)
     missing = sorted(set(req.datasets) - set(domain.store.names()))
     if missing:
         raise RDSError(f"The request names datasets that are not published: {missing}.")
@@ -71,8 +75,7 @@ def run_on_mock(domain: Domain, req: OwnerRequest) -> RunResult:
     from rds.domain.store import PrivateStore
     from rds.privacy.sql import check_query
 
-    if req.kind not in KINDS or not req.datasets:
-        raise RDSError("This request was not made with rds (no rds header); rds cannot run it.")
+    _runnable(req)
     records = {r.name: r for r in domain._conn.datasets()}
     missing = sorted(set(req.datasets) - set(records))
     if missing:
@@ -99,8 +102,9 @@ def run_on_mock(domain: Domain, req: OwnerRequest) -> RunResult:
 
 
 def request_limits(domain: Domain, req: OwnerRequest) -> SandboxLimits:
-    """The sandbox limits a request runs under: its first dataset's, else the domain's."""
-    return domain.policy(req.datasets[0]).limits or domain.limits
+    """The sandbox limits a request runs under: the strictest of its datasets' own limits
+    (field by field), else the domain's."""
+    return combined_policy(domain, req.datasets).limits or domain.limits
 
 
 def combined_policy(domain: Domain, datasets: Sequence[str]) -> Policy:
@@ -121,12 +125,20 @@ def combined_policy(domain: Domain, datasets: Sequence[str]) -> Policy:
         identifying=tuple(sorted(sensitive_somewhere)),
         non_sensitive=tuple(sorted(non_sensitive - sensitive_somewhere)),
         auto_release=autos.pop() if len(autos) == 1 else None,
-        limits=policies[0].limits,
+        limits=_strictest([p.limits for p in policies if p.limits is not None]),
     )
 
 
+def _strictest(limits: list[SandboxLimits]) -> SandboxLimits | None:
+    """Each limit at its smallest over ``limits`` (``None`` when no dataset sets any)."""
+    if not limits:
+        return None
+    values = [asdict(one) for one in limits]
+    return type(limits[0])(**{key: min(v[key] for v in values) for key in values[0]})
+
+
 def _python(domain: Domain, req: OwnerRequest) -> Outcome:
-    policy = domain.policy(req.datasets[0])
+    policy = combined_policy(domain, req.datasets)
     limits = request_limits(domain, req)
     result = runner.run_python(
         req.code,
@@ -140,15 +152,27 @@ def _python(domain: Domain, req: OwnerRequest) -> Outcome:
     from rds.privacy.leakage import check_output
 
     payload = result.payload or b""
-    report = check_output(
-        decode(payload),
-        private=domain.store.read(req.datasets[0]),
-        identifying=policy.identifying,
-        rules=policy.sdc_rules,
-        payload_bytes=len(payload),
-        output_limit_bytes=limits.output_mb * MIB,
-    )
-    return Outcome(_record(result, "python", payload), payload, report)
+    value = decode(payload)
+    # The output is checked against every dataset the function read, each under the
+    # combined (strictest) policy; the report keeps every check.
+    checks: list[Check] = []
+    for name in req.datasets:
+        report = check_output(
+            value,
+            private=domain.store.read(name),
+            identifying=policy.identifying,
+            rules=policy.sdc_rules,
+            payload_bytes=len(payload),
+            output_limit_bytes=limits.output_mb * MIB,
+        )
+        checks += _labelled(report, name) if len(req.datasets) > 1 else list(report.checks)
+    return Outcome(_record(result, "python", payload), payload, CheckReport(tuple(checks)))
+
+
+def _labelled(report: CheckReport, dataset: str) -> list[Check]:
+    return [
+        replace(check, explanation=f"{dataset}: {check.explanation}") for check in report.checks
+    ]
 
 
 def _sql(domain: Domain, req: OwnerRequest) -> Outcome:

@@ -1,28 +1,30 @@
-"""Serving a domain over HTTP in its own process: ``rds domain start`` / ``stop``.
+"""Serving a domain over HTTP: ``rds domain start`` / ``stop`` / ``status``.
 
-The served process holds the domain directory's lock, writes ``server.json`` (pid, URL)
-once it accepts connections, records each new request in the ledger as it arrives and
-applies the datasets' ``auto_release`` policies to it, and removes ``server.json`` when it
-stops.
+``start`` launches the domain's supervisor (``python -m rds.domain.serve DIR``, see
+``rds.domain.supervisor``) in the background; it runs the confined syft server and the
+worker, and writes ``server.json`` (pids, URL, restarts) once both are up. ``stop`` ends
+all three; ``processes`` describes them for ``rds domain status``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rds.domain.layout import Layout
 from rds.errors import DomainError
 
-_WATCH_SECONDS = 1.0
-_WATCH_ATTEMPTS = 3
+#: How long ``stop`` waits for the children of a killed supervisor to follow it.
+CHILDREN_SECONDS = 10.0
 
 
 def start(path: Path, *, host: str = "127.0.0.1", port: int = 8081, timeout: float = 90) -> str:
@@ -36,7 +38,8 @@ def start(path: Path, *, host: str = "127.0.0.1", port: int = 8081, timeout: flo
     if url is not None:
         return url
     layout.server_file.unlink(missing_ok=True)
-    with layout.log.open("ab") as log:
+    fd = os.open(layout.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "ab") as log:
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -67,11 +70,16 @@ def start(path: Path, *, host: str = "127.0.0.1", port: int = 8081, timeout: flo
 
 
 def stop(path: Path, *, timeout: float = 30) -> bool:
-    """Stop the server for the domain in ``path``; return whether one was running."""
+    """Stop the domain in ``path`` (supervisor, server, worker); return whether it ran.
+
+    The supervisor gets SIGTERM and stops its children; after ``timeout`` seconds it is
+    killed, and its children, which die with it, are killed too if they linger.
+    """
     layout = Layout(path.resolve())
     try:
-        pid = int(json.loads(layout.server_file.read_text())["pid"])
-    except (OSError, ValueError, KeyError):
+        info = json.loads(layout.server_file.read_text())
+        pid = int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
         return False
     try:
         os.kill(pid, signal.SIGTERM)
@@ -81,11 +89,101 @@ def stop(path: Path, *, timeout: float = 30) -> bool:
     deadline = time.monotonic() + timeout
     while _alive(pid):
         if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
             break
         time.sleep(0.05)
+    children = [info.get("worker_pid"), info.get("server_pid")]
+    _reap_children(layout, [int(c) for c in children if isinstance(c, int)])
     layout.server_file.unlink(missing_ok=True)
     return True
+
+
+@dataclass(frozen=True)
+class ServedProcess:
+    """One process of a served domain, as ``/proc`` shows it now.
+
+    ``confined`` is whether it has a mount namespace of its own (None: not readable here);
+    ``capabilities`` its effective capability mask.
+    """
+
+    role: str
+    pid: int
+    alive: bool
+    uid: int | None
+    confined: bool | None
+    capabilities: int | None
+    restarts: int | None
+
+    def describe(self) -> str:
+        if not self.alive:
+            return f"{self.role:<10}  pid {self.pid:<7}  not running"
+        where = {True: "confined", False: "not confined", None: "confinement unknown"}
+        text = where[self.confined]
+        if self.capabilities == 0:
+            text += ", no capabilities"
+        line = f"{self.role:<10}  pid {self.pid:<7}  uid {self.uid!s:<6}  {text:<26}"
+        return (line + ("" if self.restarts is None else f"  restarts {self.restarts}")).rstrip()
+
+
+def processes(path: Path) -> list[ServedProcess]:
+    """The supervisor, server and worker that ``server.json`` names (empty if none)."""
+    layout = Layout(path.resolve())
+    try:
+        info: dict[str, Any] = json.loads(layout.server_file.read_text())
+        supervisor = int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    restarts = info.get("restarts") or {}
+    found = [ServedProcess("supervisor", supervisor, *_proc_facts(supervisor, supervisor), None)]
+    for role in ("server", "worker"):
+        pid = info.get(f"{role}_pid")
+        if isinstance(pid, int):
+            found.append(
+                ServedProcess(role, pid, *_proc_facts(pid, supervisor), restarts.get(role))
+            )
+    return found
+
+
+def _proc_facts(pid: int, supervisor: int) -> tuple[bool, int | None, bool | None, int | None]:
+    """``(alive, uid, own mount namespace, effective capabilities)`` from ``/proc``."""
+    try:
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        )
+    except OSError:
+        return False, None, None, None
+    if status.get("State", "").split()[:1] == ["Z"]:
+        return False, None, None, None
+    try:
+        confined: bool | None = os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink(
+            f"/proc/{supervisor}/ns/mnt"
+        )
+    except OSError:
+        confined = None
+    return True, int(status["Uid"].split()[0]), confined, int(status["CapEff"].strip(), 16)
+
+
+def _reap_children(layout: Layout, pids: list[int]) -> None:
+    """Wait for a stopped supervisor's children to end; kill those of this domain that stay."""
+    deadline = time.monotonic() + CHILDREN_SECONDS
+    for pid in pids:
+        while _alive(pid) and _of_domain(pid, layout) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid) and _of_domain(pid, layout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _of_domain(pid: int, layout: Layout) -> bool:
+    """Whether ``pid`` is still a process of this domain (not a reused pid)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    root = str(layout.root).encode()
+    # The worker names the domain directory; the confined server names only /state.
+    return root in argv or b"rds._syft.http_main" in argv
 
 
 def _alive(pid: int) -> bool:
@@ -100,63 +198,10 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
-
-
-def serve(path: Path, *, host: str, port: int) -> None:
-    """Run the domain's server in this process until SIGTERM/SIGINT."""
-    from rds._syft.client import Connection
-    from rds._syft.server import HTTPServer
-    from rds.domain.domain import Domain, _take_lock, build_domain_server
-
-    layout = Layout(path.resolve())
-    lock = _take_lock(layout)
-    server = build_domain_server(layout)
-    http = HTTPServer(server, host=host, port=port)
-    admin = json.loads(layout.admin.read_text())
-    conn = Connection.login(server, email=admin["email"], password=admin["password"])
-    domain = Domain(layout, conn=conn, server=server, lock=lock)
-    stopping = threading.Event()
-
-    def watch() -> None:
-        attempts: dict[str, int] = {}  # request id -> failed attempts; done ones leave
-        seen: set[str] = set()
-        while not stopping.wait(_WATCH_SECONDS):
-            try:
-                records = conn.requests()
-            except Exception as exc:  # keep serving; the next poll tries again
-                print(f"rds: request watcher: {exc}", file=sys.stderr, flush=True)
-                continue
-            for record in records:
-                if record.id in seen:
-                    continue
-                try:
-                    domain.auto_release(record.id)  # records the submission first
-                except Exception as exc:  # a transient failure is retried, a few times
-                    attempts[record.id] = attempts.get(record.id, 0) + 1
-                    print(f"rds: request {record.id[:8]}: {exc}", file=sys.stderr, flush=True)
-                    if attempts[record.id] < _WATCH_ATTEMPTS:
-                        continue
-                seen.add(record.id)
-                attempts.pop(record.id, None)
-
-    def on_signal(*_: object) -> None:
-        stopping.set()
-        http.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    http.start_in_thread()
-    url = f"http://{host}:{port}"
-    layout.server_file.write_text(json.dumps({"pid": os.getpid(), "url": url}))
-    print(f"rds: domain {domain.name!r} serving at {url}", flush=True)
-    threading.Thread(target=watch, daemon=True, name="rds-request-watcher").start()
-    try:
-        while not stopping.wait(0.5):
-            pass
-    finally:
-        layout.server_file.unlink(missing_ok=True)
-        domain.close()
+    try:  # a zombie has ended; its parent (another process) has not reaped it yet
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -165,7 +210,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
     args = parser.parse_args(argv)
-    serve(args.path, host=args.host, port=args.port)
+    from rds.domain.supervisor import Supervisor
+
+    code = Supervisor(Layout(args.path.resolve()), host=args.host, port=args.port).run()
+    sys.stdout.flush()
+    os._exit(code)  # its children are stopped and its files closed: skip the slow teardown
 
 
 if __name__ == "__main__":

@@ -1,5 +1,21 @@
-"""The domain's hash-chained audit log."""
+"""The domain's signed, hash-chained audit log and its Ed25519 key pair."""
 
-from rds.ledger.ledger import Entry, Ledger
+from rds.ledger.keys import (
+    create_key_pair,
+    fingerprint,
+    load_private_key,
+    load_public_key,
+    write_public_key,
+)
+from rds.ledger.ledger import Entry, Ledger, open_signing
 
-__all__ = ["Entry", "Ledger"]
+__all__ = [
+    "Entry",
+    "Ledger",
+    "create_key_pair",
+    "fingerprint",
+    "load_private_key",
+    "load_public_key",
+    "open_signing",
+    "write_public_key",
+]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from rds.errors import InvalidInput
 
@@ -67,6 +68,10 @@ _FORBIDDEN_PREFIXES = ("read_", "duckdb_", "pragma_", "parquet_", "iceberg_", "d
 _FORBIDDEN_SUFFIXES = ("_scan", "_attach", "_query")
 
 
+#: Longest query text checked at all (a longer one is refused before parsing).
+MAX_QUERY = 100_000
+
+
 @dataclass(frozen=True)
 class CheckedQuery:
     """A query that passed the check: its DuckDB text and the datasets it reads."""
@@ -88,15 +93,24 @@ def check_query(query: str, *, datasets: Collection[str]) -> CheckedQuery:
     >>> check_query("SELECT ward, count(*) FROM patients GROUP BY ward", datasets={"patients"})
     CheckedQuery(sql='SELECT ward, COUNT(*) FROM patients GROUP BY ward', datasets=('patients',))
     """
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import ParseError
-
     if not isinstance(query, str) or not query.strip():
         raise InvalidInput("The query is empty.")
+    if len(query) > MAX_QUERY:
+        raise InvalidInput(f"The query is longer than {MAX_QUERY:,} characters.")
+    try:
+        return _check(query, datasets)
+    except RecursionError:
+        raise InvalidInput("The query is nested too deeply to be checked.") from None
+
+
+def _check(query: str, datasets: Collection[str]) -> CheckedQuery:
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
     try:
         statements = [s for s in sqlglot.parse(query, read="duckdb") if s is not None]
-    except ParseError as exc:
+    except SqlglotError as exc:  # parse and tokenizer errors alike
         raise InvalidInput(f"The query does not parse as DuckDB SQL: {exc}") from None
     if len(statements) != 1:
         raise InvalidInput(f"Send exactly one statement; this has {len(statements)}.")
@@ -108,7 +122,6 @@ def check_query(query: str, *, datasets: Collection[str]) -> CheckedQuery:
     if not isinstance(tree, exp.Query):
         raise InvalidInput(_refusal(f"a {type(tree).__name__.upper()} statement"))
 
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     used: set[str] = set()
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
@@ -116,7 +129,7 @@ def check_query(query: str, *, datasets: Collection[str]) -> CheckedQuery:
         if table.args.get("db") or table.args.get("catalog"):
             raise InvalidInput(_refusal(f"the qualified table {table.sql(dialect='duckdb')}"))
         name = table.name
-        if name in ctes:
+        if _names_a_cte(table):
             continue
         if table.this.quoted and name not in datasets:
             raise InvalidInput(_refusal(f"reading the file or table {name!r}"))
@@ -136,6 +149,42 @@ def check_query(query: str, *, datasets: Collection[str]) -> CheckedQuery:
     if not used:
         raise InvalidInput("The query reads no published dataset.")
     return CheckedQuery(sql=tree.sql(dialect="duckdb"), datasets=tuple(sorted(used)))
+
+
+def _names_a_cte(table: Any) -> bool:
+    """Whether ``table`` refers to a CTE visible where it stands (SQL's scoping rules).
+
+    A CTE is visible in the body of the query whose WITH defines it and in the CTEs defined
+    after it in the same WITH (and in its own body only under WITH RECURSIVE); a name that
+    no visible CTE defines is a real table, however many CTEs elsewhere share its name.
+    """
+    from sqlglot import exp
+
+    child, node = table, table.parent
+    while node is not None:
+        # sqlglot names the clause "with_" (30.x) or "with" (older releases).
+        args = node.args if isinstance(node, exp.Expression) else {}
+        with_ = args.get("with_") or args.get("with")
+        if isinstance(with_, exp.With):
+            ctes = list(with_.expressions)
+            if child is with_:  # inside one of this WITH's own CTE definitions
+                inner = next((c for c in ctes if _contains(c, table)), None)
+                position = ctes.index(inner) if inner is not None else len(ctes)
+                visible = ctes[: position + 1] if with_.args.get("recursive") else ctes[:position]
+            else:
+                visible = ctes
+            if any(c.alias_or_name == table.name for c in visible):
+                return True
+        child, node = node, node.parent
+    return False
+
+
+def _contains(ancestor: Any, node: Any) -> bool:
+    while node is not None:
+        if node is ancestor:
+            return True
+        node = node.parent
+    return False
 
 
 def _refusal(what: str) -> str:

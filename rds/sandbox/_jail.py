@@ -95,19 +95,26 @@ def command(
         argv += ["--symlink", SCRATCH, "/tmp"]  # noqa: S108
     argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/", "--chdir", SCRATCH, "--"]
     if handshake is not None:
-        setpriv = shutil.which("setpriv", path="/usr/bin:/bin")
-        if setpriv is None:
-            raise SandboxUnavailable(
-                "Running the sandbox as root needs setpriv (Debian package util-linux) to "
-                "drop to an unprivileged user; install it."
-            )
-        argv += [setpriv, f"--reuid={JAIL_UID}", f"--regid={JAIL_UID}", "--clear-groups"]
-        argv += ["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--"]
+        argv += drop_to(JAIL_UID, what="Running the sandbox")
     return argv + list(python)
 
 
-def map_uids(block_fd: int, info_fd: int, *, timeout: float) -> None:
+def drop_to(uid: int, *, what: str) -> list[str]:
+    """The ``setpriv ... --`` prefix that drops to ``uid`` with no capabilities at all."""
+    setpriv = shutil.which("setpriv", path="/usr/bin:/bin")
+    if setpriv is None:
+        raise SandboxUnavailable(
+            f"{what} as root needs setpriv (Debian package util-linux) to drop to an "
+            "unprivileged user; install it."
+        )
+    ids = [f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    return [setpriv, *ids, "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--"]
+
+
+def map_uids(block_fd: int, info_fd: int, *, timeout: float, uid: int = JAIL_UID) -> None:
     """Write the jail's uid/gid maps once bwrap reports its child, then let it go on.
+
+    uid 0 maps to root (for bwrap's own setup) and ``uid`` to the same host uid.
 
     Raises
     ------
@@ -129,7 +136,7 @@ def map_uids(block_fd: int, info_fd: int, *, timeout: float) -> None:
         pid = int(json.loads(data)["child-pid"])
     except (ValueError, KeyError, TypeError):
         raise SandboxError("bubblewrap exited before starting the sandbox.") from None
-    mapping = f"0 0 1\n{JAIL_UID} {JAIL_UID} 1\n"
+    mapping = f"0 0 1\n{uid} {uid} 1\n"
     for name in ("uid_map", "gid_map"):
         with open(f"/proc/{pid}/{name}", "w") as handle:
             handle.write(mapping)

@@ -1,4 +1,4 @@
-"""Resource limits for one sandboxed run."""
+"""Resource limits: for one sandboxed run, and for a served domain's worker."""
 
 from __future__ import annotations
 
@@ -45,13 +45,45 @@ class SandboxLimits:
     scratch_mb: int = 256
 
     def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            integral = field.type in ("int", int)
-            if isinstance(value, bool) or not isinstance(value, int if integral else (int, float)):
-                kind = "an integer" if integral else "a number"
-                raise InvalidInput(f"SandboxLimits.{field.name} must be {kind}, not {value!r}.")
-            if not math.isfinite(value) or value <= 0:
-                raise InvalidInput(
-                    f"SandboxLimits.{field.name} must be positive and finite, not {value!r}."
-                )
+        _check_positive(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerLimits:
+    """How a served domain's worker shares its runs among scientists.
+
+    Requests wait in one first-in-first-out queue per scientist; whenever a run ends, the
+    next one is taken from the scientist served least recently, so one scientist's many
+    heavy requests delay another's by at most one run (see ``rds.domain.worker``).
+
+    Parameters
+    ----------
+    pool_size
+        Requests run at once (each in its own sandbox, with its own ``SandboxLimits``).
+    max_waiting_per_scientist
+        Undecided requests one scientist may have; newer ones are denied at once with a
+        reason that says so.
+
+    Examples
+    --------
+    >>> rds.Domain.create("hospital", path="d", worker_limits=WorkerLimits(pool_size=4))
+    """
+
+    pool_size: int = 2
+    max_waiting_per_scientist: int = 20
+
+    def __post_init__(self) -> None:
+        _check_positive(self)
+
+
+def _check_positive(limits: SandboxLimits | WorkerLimits) -> None:
+    """Every field a positive, finite number (an integer where the field says ``int``)."""
+    owner = type(limits).__name__
+    for field in fields(limits):
+        value = getattr(limits, field.name)
+        integral = field.type in ("int", int)
+        if isinstance(value, bool) or not isinstance(value, int if integral else (int, float)):
+            kind = "an integer" if integral else "a number"
+            raise InvalidInput(f"{owner}.{field.name} must be {kind}, not {value!r}.")
+        if not math.isfinite(value) or value <= 0:
+            raise InvalidInput(f"{owner}.{field.name} must be positive and finite, not {value!r}.")

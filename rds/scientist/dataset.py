@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from rds._syft.submission import sql_function
 from rds.errors import InvalidInput, MockRunFailed, SQLError
 from rds.scientist.local import run_on_mock, source_of
 from rds.scientist.request import Request
@@ -226,16 +227,6 @@ def _reason(reason: str) -> str:
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInput("Say why you need this result (reason=...); the owner reads it.")
     return reason.strip()
-
-
-def sql_function(datasets: tuple[str, ...]) -> str:
-    """The syft-side stand-in for a SQL request: rds reads the query from its header."""
-    params = ", ".join(datasets)
-    return (
-        f"def sql_query({params}):\n"
-        '    """A SQL request: rds runs the query in the header with DuckDB, never this."""\n'
-        "    raise NotImplementedError\n"
-    )
 
 
 def _on_mock(sql: str, tables: dict[str, RemoteDataset]) -> Any:

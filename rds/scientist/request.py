@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from rds.privacy.report import CheckReport
     from rds.scientist.session import Session
 
-#: What a scientist sees of a request, in order (a denial can end it at any step).
-STAGES = ("submitted", "running", "awaiting review", "released")
+#: What a scientist sees of a request, in order (a denial can end it at any step). Nothing
+#: between "awaiting review" and the decision is shown: a private run's start, length or
+#: failure would be a channel out of the private data.
+STAGES = ("submitted", "awaiting review", "released")
 FINAL = ("released", "denied")
 
 
@@ -30,7 +32,7 @@ def scientist_status(record: RequestRecord) -> str:
         return "released"
     if record.status == "denied":
         return "denied"
-    return {"running": "running", "review": "awaiting review"}.get(record.stage or "", "submitted")
+    return "awaiting review" if record.stage == "review" else "submitted"
 
 
 class Request:
@@ -70,8 +72,8 @@ class Request:
 
     @property
     def status(self) -> str:
-        """Where the request is: ``"submitted"``, ``"running"`` (on the private data),
-        ``"awaiting review"`` (ran; the owner decides), ``"released"`` or ``"denied"``."""
+        """Where the request is: ``"submitted"``, ``"awaiting review"`` (the domain has it;
+        the owner or a policy decides), ``"released"`` or ``"denied"``."""
         return scientist_status(self.refresh())
 
     def refresh(self) -> RequestRecord:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -193,7 +194,7 @@ def _budget(dataset: str, policy: dict[str, Any], requests: list[RequestRecord])
         meta = record.meta
         if meta.get("kind") != "dp" or meta.get("dataset") != dataset:
             continue
-        epsilon, delta = float(meta.get("epsilon") or 0), float(meta.get("delta") or 0)
+        epsilon, delta = _number(meta.get("epsilon")), _number(meta.get("delta"))
         if record.status == "approved":
             spent, delta_spent = spent + epsilon, delta_spent + delta
         elif record.status == "pending":
@@ -207,3 +208,11 @@ def _budget(dataset: str, policy: dict[str, Any], requests: list[RequestRecord])
         delta_spent=delta_spent,
         delta_pending=delta_pending,
     )
+
+
+def _number(value: Any) -> float:
+    """A header's ε or δ; anything but a finite number counts as 0, as the owner's side
+    refuses such a request as invalid and spends nothing on it."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0.0
+    return float(value)

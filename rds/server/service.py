@@ -136,7 +136,7 @@ class RemoteDataService:
         """How many requests wait for the owner of profile ``name``'s (served) domain."""
 
         def load() -> int:
-            waiting = ("submitted", "ran")
+            waiting = ("submitted", "invalid", "ran")
             return sum(r.listed_status in waiting for r in self._domain(name).requests)
 
         return self._cached((name, "pending"), load, ttl=min(self.ttl, 2.0))

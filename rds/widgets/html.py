@@ -294,7 +294,7 @@ def verdict_tone(verdict: str | None) -> str:
 
 _STATUS_TONES = {
     **dict.fromkeys(["released", "approved"], "ok"),
-    **dict.fromkeys(["denied", "failed"], "fail"),
+    **dict.fromkeys(["denied", "failed", "invalid"], "fail"),
     **dict.fromkeys(["awaiting review", "ran"], "warn"),
     **dict.fromkeys(["running", "submitted", "pending"], "info"),
 }
@@ -303,7 +303,7 @@ _STATUS_TONES = {
 def status_tone(status: str) -> str:
     """The badge tone of a request status.
 
-    released → ok, denied → fail, awaiting review and ran → warn (someone has to act),
+    released → ok, denied and invalid → fail, awaiting review and ran → warn (someone has to act),
     running, submitted and pending → info, anything else → muted.
     """
     return _STATUS_TONES.get(status, "muted")

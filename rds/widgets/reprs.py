@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from rds.scientist.request import Request
     from rds.scientist.session import Session
 
-KIND_LABELS = {"python": "function", "sql": "SQL", "dp": "DP SQL", "syft": "syft code"}
+KIND_LABELS = {"python": "function", "sql": "SQL", "dp": "DP SQL", "invalid": "invalid"}
 
 
 def notice(text: str, *, tone: str) -> str:

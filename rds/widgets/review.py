@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from rds.domain.requests import OwnerRequest, RunPreview
 
 FILTERS = (("Waiting", "waiting"), ("All", "all"), ("Released", "released"), ("Denied", "denied"))
-WAITING = ("submitted", "ran")
+WAITING = ("submitted", "invalid", "ran")
 REFRESH_SECONDS = 3.0
 
 

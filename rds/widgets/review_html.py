@@ -6,6 +6,7 @@ produced (result, stdout, stderr, error) is escaped before it reaches the page.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,7 @@ def desk_header(domain_name: str, requests: Sequence[OwnerRequest]) -> str:
     counts = Counter(r.listed_status for r in requests)
     summary = " ".join(
         badge(f"{counts[s]} {s}", status_tone(s))
-        for s in ("submitted", "ran", "released", "denied")
+        for s in ("submitted", "invalid", "ran", "released", "denied")
     )
     return card("Review desk", f"<p>{summary}</p>", subtitle=domain_name)
 
@@ -98,9 +99,14 @@ def request_detail(domain: Domain, req: OwnerRequest) -> str:
         ("datasets", ", ".join(req.datasets) or "none declared"),
         ("reason", req.reason or "(none given)"),
     ]
+    if req.problem is not None:
+        pairs.append(("invalid because", f"{req.problem} rds will not run it; deny it."))
     if status == "denied":
         pairs.append(("denied because", req.deny_reason or ""))
     body = fields(pairs, html_values={"status"})
+    if req.problem is not None:
+        header = json.dumps(req._record.meta, indent=1, sort_keys=True, default=str)
+        body += "<h4>Header as submitted</h4>" + highlight(header[:MAX_TEXT], "json")
     if req.kind in ("sql", "dp"):
         body += "<h4>SQL</h4>" + highlight(req.sql, "sql")
         notes = sql_notes(req.sql)

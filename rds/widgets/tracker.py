@@ -74,7 +74,7 @@ class Poller:
 
 
 class RequestTracker(w.VBox):
-    """A request's steps (submitted → running → awaiting review → released, or denied).
+    """A request's steps (submitted → awaiting review → released, or denied).
 
     Examples
     --------

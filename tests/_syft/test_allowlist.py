@@ -74,7 +74,9 @@ def test_each_role_is_refused_everything_it_is_not_granted(
         for path in registered:
             result = _call(client, server, path)
             if path in granted:
-                assert not _refused(result), f"{role} was refused {path}, which rds needs"
+                # Granted; the pinned readers still refuse arguments rds never sends.
+                refused = _refused(result) and "for anything but" not in result.message
+                assert not refused, f"{role} was refused {path}, which rds needs"
             else:
                 assert _refused(result), f"{role} could call {path}: {result!r}"[:300]
     # syft's job queue (non-blocking calls) is closed even for granted paths.
@@ -106,3 +108,32 @@ def test_a_call_signed_for_another_server_is_not_forwarded(
 @pytest.mark.parametrize("role", ["GUEST", "NONE", "DATA_OWNER", "unknown"])
 def test_roles_rds_never_grants_get_only_metadata(role: str) -> None:
     assert allowlist.allowed_calls(role) == frozenset({"metadata"})
+
+
+def test_generic_readers_are_pinned_to_what_rds_reads(domain: rds.Domain) -> None:
+    """migration._get_object and notifications.resolve_object let the caller choose the kind
+    of object; syft lets scientists read each other's User rows (signing key included)."""
+    from syft.client.api import SyftAPICall
+    from syft.service.user.user import User
+    from syft.service.user.user_service import UserService
+    from syft.store.linked_obj import LinkedObject
+
+    ada = domain.add_scientist("ada@uni.example.org")
+    eve = domain.add_scientist("eve@uni.example.org")
+    server = domain._server
+    users = server.services.user.stash.get_all(server.verify_key).unwrap()
+    ada_uid = next(u.id for u in users if u.email == ada.email)  # as if it had leaked
+    client = server.get_guest_client(verbose=False).login(email=eve.email, password=eve.password)
+
+    def call(path: str, **kwargs: Any) -> Any:
+        message = SyftAPICall(
+            server_uid=server.id, path=path, args=[], kwargs=kwargs, blocking=True
+        )
+        return client.api.make_call(message)
+
+    stolen = call("migration._get_object", uid=ada_uid, object_type=User)
+    assert _refused(stolen), stolen
+    link = LinkedObject(
+        server_uid=server.id, service_type=UserService, object_type=User, object_uid=ada_uid
+    )
+    assert _refused(call("notifications.resolve_object", linked_obj=link))

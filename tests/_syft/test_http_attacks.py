@@ -166,3 +166,11 @@ def test_unmounted_syft_routes_answer_404(served: tuple[Path, str]) -> None:
             assert caught.value.code in {404, 405}, f"{method} {route}: {caught.value.code}"
     with urllib.request.urlopen(url + "/api/v2/metadata", timeout=10) as answer:
         assert answer.status == 200
+
+
+def test_no_openapi_schema_is_served(served: tuple[Path, str]) -> None:
+    _, url = served
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(url + path, timeout=10)
+        assert caught.value.code == 404

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,12 +19,14 @@ def test_secrets_are_random_and_owner_only(tmp_path: Path) -> None:
     b = rds.Domain.create("Same Name", path=tmp_path / "b")
     try:
         for d in (a, b):
-            for secret in (d.layout.admin, d.layout.identity):
+            for secret in (d.layout.admin, d.layout.identity, d.layout.ledger_key):
                 assert stat.S_IMODE(secret.stat().st_mode) == 0o600
             assert stat.S_IMODE(d.layout.secrets.stat().st_mode) == 0o700
             admin = json.loads(d.layout.admin.read_text())
             assert admin["password"] != "changethis" and len(admin["password"]) >= 24
         keys = [json.loads(d.layout.identity.read_text()) for d in (a, b)]
+        assert a.layout.ledger_key.read_bytes() != b.layout.ledger_key.read_bytes()
+        assert b"PRIVATE" not in a.layout.ledger_public.read_bytes()
         assert keys[0]["signing_key"] != keys[1]["signing_key"]
         assert keys[0]["server_id"] != keys[1]["server_id"]
     finally:
@@ -89,3 +93,39 @@ def test_private_data_never_enters_syft(domain: rds.Domain, private_frame: pd.Da
     # The private store does hold them (so the scan above would have found them).
     private = (domain.layout.private / "patients" / "data.parquet").read_bytes()
     assert b"P-SECRET-00000" in private
+
+
+def _verify_cli(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rds.cli", "ledger", "verify", str(path)],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_ledger_is_signed_and_an_older_domain_is_adopted(tmp_path: Path) -> None:
+    """Invariant 8: a domain signs its ledger; one made before signing is adopted on open."""
+    path = tmp_path / "d"
+    with rds.Domain.create("H", path=path) as d:
+        assert d.ledger.verify() == 1
+        layout = d.layout
+    assert "Ledger OK: 1 entries, hash chain and signatures intact" in _verify_cli(path).stdout
+    # What an older rds left behind: the same hash chain, no signatures, no key.
+    rows = [json.loads(line) for line in layout.ledger.read_text().splitlines()]
+    layout.ledger.write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k != "sig"}) + "\n" for r in rows)
+    )
+    layout.ledger_key.unlink()
+    layout.ledger_public.unlink()
+    with rds.Domain.open(path) as reopened:
+        events = [(e.event, e.data.get("adopted")) for e in reopened.ledger.entries()]
+        assert events == [("domain_created", None), ("ledger_signing_started", 1)]
+        assert reopened.ledger.verify() == 2
+    assert stat.S_IMODE(layout.ledger_key.stat().st_mode) == 0o600
+    assert _verify_cli(path).returncode == 0
+    # Without the key, re-attributing the domain's creation cannot be hidden.
+    rows = [json.loads(line) for line in layout.ledger.read_text().splitlines()]
+    rows[0]["actor"] = "mallory@example.org"
+    layout.ledger.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli = _verify_cli(path)
+    assert cli.returncode == 2 and "entry 1 ('domain_created'" in cli.stderr

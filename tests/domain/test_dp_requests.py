@@ -12,6 +12,7 @@ import pytest
 
 import rds
 from rds.domain import serve
+from rds.ledger import load_public_key
 from tests.conftest import free_port, patients
 
 QUERY = "SELECT ward, COUNT(*) AS n, AVG(age) AS mean_age FROM patients GROUP BY ward"
@@ -45,7 +46,7 @@ def dp_session(dp_domain: rds.Domain) -> rds.Session:
 def test_manual_dp_release_spends_epsilon(dp_domain: rds.Domain, dp_session: rds.Session) -> None:
     ds = dp_session.dataset("patients")
     req = ds.sql(QUERY, epsilon=0.5, reason="ward profile")
-    assert req.kind == "dp" and req.status == "submitted"
+    assert req.kind == "dp" and req.status == "awaiting review"
     assert sorted(req.mock_result["ward"]) == sorted(WARDS)  # shape preview from the mock
     assert dp_session.budget("patients").pending == pytest.approx(0.5)
     review = dp_domain.request(req.id)
@@ -138,7 +139,7 @@ def test_auto_release_dp_names_the_policy(dp_domain: rds.Domain, dp_session: rds
     (decision,) = dp_domain.ledger.events(event="approved", request=req.id)
     assert decision.actor == "policy:dp" and decision.data["policy"] == "dp"
     sql = ds.sql("SELECT ward, COUNT(*) AS n FROM patients GROUP BY ward", reason="exact")
-    assert sql.status == "submitted"  # auto_release="dp" does not cover exact SQL
+    assert sql.status == "awaiting review"  # auto_release="dp" does not cover exact SQL
 
 
 @pytest.mark.parametrize(
@@ -213,4 +214,5 @@ def test_parallel_requests_over_http_never_overspend(tmp_path: Path) -> None:
     assert len(denials) == 3
     assert all(e["actor"] == "policy:epsilon_budget" for e in denials)
     assert all("budget" in e["data"]["reason"] for e in denials)
-    assert rds.Ledger(path / "ledger.jsonl").verify() == len(ledger)
+    public_key = load_public_key(path / "ledger.pub")
+    assert rds.Ledger(path / "ledger.jsonl", public_key=public_key).verify() == len(ledger)

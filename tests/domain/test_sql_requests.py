@@ -165,4 +165,4 @@ def test_auto_release_of_checked_sql(domain: rds.Domain, session: rds.Session) -
     def fn(df):
         return len(df)
 
-    assert ds.request(fn, reason="python waits").status == "submitted"
+    assert ds.request(fn, reason="python waits").status == "awaiting review"

@@ -8,16 +8,26 @@ from pathlib import Path
 import pytest
 
 from rds.errors import BudgetExceeded, InvalidInput
-from rds.ledger import Ledger
+from rds.ledger import Ledger, create_key_pair, load_private_key
 from rds.privacy import budget
 
 ADA, BOB = "ada@uni.example.org", "bob@uni.example.org"
 
 
+@pytest.fixture(autouse=True)
+def _ledger_key(tmp_path: Path) -> None:
+    """The signing key every ledger below uses, in a file so that pool workers can load it."""
+    create_key_pair(tmp_path / "ledger.key", tmp_path / "ledger.pub")
+
+
+def _ledger(path: Path) -> Ledger:
+    return Ledger(path, key=load_private_key(path.with_name("ledger.key")))
+
+
 def _reserve(path: str, request: str, scientist: str = ADA, epsilon: float = 0.3) -> bool:
     try:
         budget.reserve(
-            Ledger(Path(path)),
+            _ledger(Path(path)),
             actor="owner@example.org",
             scientist=scientist,
             dataset="patients",
@@ -44,7 +54,7 @@ def test_parallel_processes_never_overspend(tmp_path: Path) -> None:
     with ctx.Pool(8) as pool:
         outcomes = pool.starmap(_reserve, [(str(path), f"r{i}") for i in range(16)])
     assert sum(outcomes) == 3  # 3 x 0.3 <= 1.0 < 4 x 0.3
-    ledger = Ledger(path)
+    ledger = _ledger(path)
     assert ledger.verify() == 3
     state = _state(ledger)
     assert state.pending == pytest.approx(0.9)
@@ -54,7 +64,7 @@ def test_parallel_processes_never_overspend(tmp_path: Path) -> None:
 def test_reserving_twice_for_one_request_charges_once(tmp_path: Path) -> None:
     path = tmp_path / "ledger.jsonl"
     assert _reserve(str(path), "r1") and _reserve(str(path), "r1")
-    assert _state(Ledger(path)).pending == pytest.approx(0.3)
+    assert _state(_ledger(path)).pending == pytest.approx(0.3)
 
 
 def test_budgets_are_per_scientist(tmp_path: Path) -> None:
@@ -66,7 +76,7 @@ def test_budgets_are_per_scientist(tmp_path: Path) -> None:
 
 def test_spent_and_refunded_settle_once(tmp_path: Path) -> None:
     path = tmp_path / "ledger.jsonl"
-    ledger = Ledger(path)
+    ledger = _ledger(path)
     for request in ("r1", "r2"):
         assert _reserve(str(path), request)
     settle = {"actor": "owner@example.org", "scientist": ADA, "dataset": "patients"}
@@ -94,7 +104,7 @@ def test_check_explains_what_is_missing() -> None:
 
 
 def test_guard_failure_writes_nothing(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger = _ledger(tmp_path / "ledger.jsonl")
     ledger.append("first", actor="a")
 
     def refuse(entries: list) -> None:

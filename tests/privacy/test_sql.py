@@ -80,3 +80,59 @@ def test_everything_else_is_refused(query: str, match: str) -> None:
 def test_unknown_table_lists_the_published_ones() -> None:
     with pytest.raises(InvalidInput, match="patients, visits"):
         check_query("SELECT * FROM patient", datasets=DATASETS)
+
+
+@pytest.mark.parametrize(
+    ("query", "used"),
+    [
+        # A CTE named like a dataset hides that dataset only where the CTE is visible.
+        (
+            "SELECT ward FROM visits UNION ALL (WITH patients AS (SELECT 'x' AS ward) "
+            "SELECT ward FROM patients) UNION ALL SELECT ward FROM patients",
+            ("patients", "visits"),
+        ),
+        ("WITH patients AS (SELECT * FROM visits) SELECT count(*) FROM patients", ("visits",)),
+        ("WITH patients AS (SELECT * FROM patients) SELECT count(*) FROM patients", ("patients",)),
+        (
+            "SELECT * FROM (WITH visits AS (SELECT 1 AS a) SELECT * FROM visits) x, patients",
+            ("patients",),
+        ),
+        ("WITH a AS (SELECT * FROM visits), b AS (SELECT * FROM a) SELECT * FROM b", ("visits",)),
+        (
+            "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 3) "
+            "SELECT * FROM r, patients",
+            ("patients",),
+        ),
+    ],
+)
+def test_ctes_are_resolved_by_scope(query: str, used: tuple[str, ...]) -> None:
+    assert check_query(query, datasets=DATASETS).datasets == used
+
+
+def test_a_cte_is_not_visible_before_it_is_defined() -> None:
+    with pytest.raises(InvalidInput, match="Unknown table 'a'"):
+        check_query(
+            "WITH b AS (SELECT * FROM a), a AS (SELECT 1) SELECT * FROM b", datasets=DATASETS
+        )
+    # ...and a catalog view cannot hide behind a CTE of the same name defined elsewhere.
+    with pytest.raises(InvalidInput, match="pg_settings"):
+        check_query(
+            "SELECT 1 FROM patients UNION ALL (WITH pg_settings AS (SELECT 1) "
+            "SELECT * FROM pg_settings) UNION ALL SELECT 1 FROM pg_settings",
+            datasets=DATASETS,
+        )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT 'unterminated FROM patients",
+        'SELECT "unterminated FROM patients',
+        "SELECT $$unterminated FROM patients",
+        "SELECT " + "(" * 5000 + "1" + ")" * 5000 + " FROM patients",
+        "SELECT 1 FROM patients WHERE " + " OR ".join(["age > 1"] * 30000),
+    ],
+)
+def test_hostile_text_is_refused_never_a_crash(query: str) -> None:
+    with pytest.raises(InvalidInput):
+        check_query(query, datasets=DATASETS)

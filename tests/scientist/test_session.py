@@ -36,7 +36,7 @@ def test_request_released_end_to_end(
 ) -> None:
     req = session.dataset("patients").request(mean_age, reason="age profile")
     assert isinstance(req.mock_result, float)
-    assert req.status == "submitted"
+    assert req.status == "awaiting review"  # embedded: picked up at submit
 
     owner_req = domain.requests[-1]
     assert owner_req.id == req.id
@@ -185,5 +185,5 @@ def test_unreachable_domain() -> None:
 
 def test_result_timeout(session: rds.Session) -> None:
     req = session.dataset("patients").request(mean_age, reason="x")
-    with pytest.raises(rds.RequestTimeout, match="still submitted"):
+    with pytest.raises(rds.RequestTimeout, match="still awaiting review"):
         req.result(timeout=0.5, poll=0.1, progress=False)

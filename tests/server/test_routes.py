@@ -152,7 +152,7 @@ async def test_datasets_mock_and_requests(
     await asyncio.sleep(2.1)  # past the listing cache
     listed = (await _json(jp_fetch, "profiles", "hospital", "requests"))["requests"]
     by_id = {r["id"]: r for r in listed}
-    assert by_id[req.id]["status"] == "submitted" and by_id[req.id]["what"] == "mean_age()"
+    assert by_id[req.id]["status"] == "awaiting review" and by_id[req.id]["what"] == "mean_age()"
     assert by_id[req.id]["reason"] == "age profile" and by_id[req.id]["verdict"] is None
     assert by_id[dp.id]["status"] == "released" and by_id[dp.id]["verdict"] == "pass"
     await asyncio.sleep(5.1)

@@ -8,6 +8,7 @@ it as pending. Screenshots go to ``tests/artifacts/ui/``.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -131,7 +132,7 @@ def test_panel_browses_previews_inserts_and_follows_requests(
     row = profile.locator(f'.rds-request[data-request="{request_id}"]')
     expect(row).to_be_visible(timeout=30_000)
     expect(row).to_contain_text("mean_age()")
-    expect(row).to_contain_text("submitted")
+    expect(row).to_contain_text(re.compile("submitted|awaiting review"))  # the worker's pickup
     expect(owner.locator(".rds-pending")).to_have_attribute("data-pending", "1", timeout=30_000)
     screenshot_locator(panel, "panel-my-requests")
     screenshot(page, "panel-notebook")

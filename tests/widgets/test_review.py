@@ -44,7 +44,7 @@ def test_full_approve_through_the_desk(
     domain: rds.Domain, session: rds.Session, desk: ReviewDesk, private_frame: pd.DataFrame
 ) -> None:
     req = session.dataset("patients").request(mean_age, reason="Age profile for the board")
-    assert req.status == "submitted"
+    assert req.status == "awaiting review"  # embedded: picked up at submit
     desk.refresh_button.click()
     assert req.id[:8] in desk.queue.value
     desk.select(req.id)
@@ -60,7 +60,7 @@ def test_full_approve_through_the_desk(
     desk.wait()
     assert "Run on mock" in desk.message.value and "ok" in desk.message.value
     assert domain.ledger.events(event="ran_on_mock", request=req.id)
-    assert req.status == "submitted"  # a mock run is not a private run
+    assert req.status == "awaiting review"  # a mock run changes nothing the scientist sees
 
     desk.run_private_button.click()
     desk.wait()

@@ -27,11 +27,11 @@ def test_request_tracker_follows_every_step(domain: rds.Domain, session: rds.Ses
     req = session.dataset("patients").request(mean_age, reason="age profile")
     tracker = RequestTracker(req, poll=0.1)
     try:
-        assert tracker.status == "submitted"
+        # An embedded domain picks a request up as it is submitted.
+        assert tracker.status == "awaiting review"
+        assert "awaiting review" in tracker.steps.value
         owner = domain.request(req.id)
         owner.run()
-        assert _until(lambda: tracker.status == "awaiting review")
-        assert "awaiting review" in tracker.steps.value
         owner.approve()
         assert _until(lambda: tracker.status == "released")
         assert _until(lambda: not tracker._poller.running)  # stops once the request ended
@@ -40,11 +40,9 @@ def test_request_tracker_follows_every_step(domain: rds.Domain, session: rds.Ses
         tracker.close()
 
 
-def test_running_is_visible_to_the_scientist(domain: rds.Domain, session: rds.Session) -> None:
+def test_no_verdict_before_a_release(domain: rds.Domain, session: rds.Session) -> None:
     # The stage is a request tag the owner sets; the scientist reads it over syft.
     req = session.dataset("patients").request(mean_age, reason="age profile")
-    domain._conn.set_stage(req.id, "running")
-    assert req.status == "running"
     domain._conn.set_stage(req.id, "review", checks="fail")
     assert req.status == "awaiting review"
     assert req.verdict is None  # no verdict leaks before a release
@@ -73,11 +71,11 @@ def test_session_lists_requests_with_status_and_verdicts(
     listing = session.requests
     assert [r.id for r in listing] == [released.id, waiting.id]
     frame = listing.to_frame()
-    assert frame["status"].tolist() == ["released", "submitted"]
+    assert frame["status"].tolist() == ["released", "awaiting review"]
     assert frame["checks"].tolist() == ["pass", None]
     assert frame["reason"].tolist() == ["first", "second"]
     html = listing._repr_html_()
-    assert "released" in html and "submitted" in html and "mean_age()" in html
+    assert "released" in html and "awaiting review" in html and "mean_age()" in html
     tracker = SessionTracker(session, poll=0.1)
     try:
         assert released.id[:8] in tracker.table.value
@@ -109,7 +107,7 @@ def test_reprs_outside_a_kernel_are_static_html(session: rds.Session) -> None:
     req = session.dataset("patients").request(mean_age, reason="age profile")
     bundle = req._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "text/html"}  # no kernel: no widget
-    assert "submitted" in bundle["text/html"]
+    assert "awaiting review" in bundle["text/html"]
     ds_html = session.dataset("patients")._repr_html_()
     assert "Schema" in ds_html and "Mock data" in ds_html and "age" in ds_html
     assert "NaN" not in ds_html and "None" not in ds_html  # unset bounds/categories are blank
@@ -123,13 +121,13 @@ def test_reprs_outside_a_kernel_are_static_html(session: rds.Session) -> None:
 def test_wait_bar_states() -> None:
     bar = WaitBar(timeout=10)
     assert not bar.shown  # an answer already there shows no bar
-    bar.update("running", 2.5)
+    bar.update("submitted", 2.5)
     assert bar.shown
-    assert bar.bar.value == pytest.approx(0.25) and "running" in bar.label.value
+    assert bar.bar.value == pytest.approx(0.25) and "submitted" in bar.label.value
     bar.finish("released")
     assert bar.bar.bar_style == "success" and bar.label.value == "Released."
     endless = WaitBar(timeout=None)
     endless.update("awaiting review", 40)
-    assert endless.bar.value == pytest.approx(3 / 5)
+    assert endless.bar.value == pytest.approx(2 / 4)  # the second of three steps
     endless.close()
     assert "interrupted" in endless.label.value

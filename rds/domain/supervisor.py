@@ -1,0 +1,279 @@
+"""The supervisor of a served domain: the process ``rds domain start`` leaves running.
+
+It holds the domain directory's lock and runs two children, restarting either when it dies:
+
+- the **server**: syft's HTTP API (``rds._syft.http_main``), the only network-facing
+  process, confined by ``rds.sandbox.confine``: it runs as an unprivileged uid of its own
+  with no capabilities, and of the domain directory it sees only ``syft/`` (at
+  ``/state``). Its output reaches ``server.log`` through a pipe, line by line, marked
+  ``[server]`` and capped, so it can neither read that log nor pass itself off as another
+  process in it.
+- the **worker** (``rds.domain.worker``): the owner's uid, the only process that reads the
+  private data, the secrets and the ledger key; it talks to the server over loopback HTTP.
+
+The supervisor writes ``server.json`` (its pid, the URL, each child's pid, the server's
+uid, restarts) once both are up. It gives up, and exits non-zero, when a child has had to
+be restarted ``RESTARTS`` times within ``RESTART_WINDOW`` seconds. On SIGTERM or SIGINT it
+stops the worker, then the server, and removes ``server.json``. Both children die with it
+even when it is killed outright (bubblewrap's ``--die-with-parent``; the worker asks the
+kernel for a signal when its parent exits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from rds.domain.layout import Layout, write_private
+from rds.sandbox import confine
+
+RESTARTS = 5
+RESTART_WINDOW = 60.0
+READY_SECONDS = 180.0
+STOP_SECONDS = 10.0
+CHECK_SECONDS = 0.5
+SERVER_LOG_BYTES = 16 * 1024 * 1024  # per server process; the rest of its output is dropped
+_LINE_BYTES = 16 * 1024
+
+
+class Supervisor:
+    """Start, watch, restart and stop a served domain's server and worker.
+
+    Examples
+    --------
+    >>> Supervisor(Layout(path), host="127.0.0.1", port=8081).run()  # until SIGTERM
+    0
+    """
+
+    def __init__(self, layout: Layout, *, host: str, port: int) -> None:
+        self.layout = layout
+        self.host = host
+        self.port = port
+        self.url = f"http://{host}:{port}"
+        local = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+        self.local_url = f"http://{local}:{port}"
+        self.server: subprocess.Popen[bytes] | None = None
+        self.server_pid: int | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.restarts = {"server": 0, "worker": 0}
+        self._recent: dict[str, deque[float]] = {"server": deque(), "worker": deque()}
+        self._stopping = False
+        self._log = -1
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (0), or until giving up on a child (1)."""
+        from rds.domain.domain import _take_lock
+
+        lock = _take_lock(self.layout)
+        self._log = os.open(self.layout.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.chmod(self.layout.log, 0o600)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            if not self._port_free():
+                self.say(f"could not listen on {self.host}:{self.port} (is the port in use?)")
+                return 1
+            prepare_state(self.layout)
+            started = time.monotonic()
+            if not self._start_server():
+                return 0 if self._stopping else 1
+            self.say(f"server up in {time.monotonic() - started:.1f}s (pid {self.server_pid})")
+            self._start_worker()
+            self._write_state()
+            self.say(f"domain serving at {self.url}")
+            return self._watch()
+        finally:
+            self._stop_children()
+            self.layout.server_file.unlink(missing_ok=True)
+            os.close(lock)
+            self.say("stopped")
+            os.close(self._log)
+
+    def say(self, message: str) -> None:
+        """One line in ``server.log``."""
+        os.write(self._log, f"rds supervisor: {message}\n".encode())
+
+    # -- children ----------------------------------------------------------------
+    def _start_server(self) -> bool:
+        """Start the confined server and wait until it answers; False if it never does."""
+        read_end, write_end = os.pipe()
+        with os.fdopen(write_end, "wb") as pipe:
+            args = ["-m", "rds._syft.http_main", confine.STATE, "--host", self.host]
+            self.server = confine.start(
+                [*args, "--port", str(self.port)], state_dir=self.layout.syft_state, log=pipe
+            )
+        threading.Thread(
+            target=self._copy_server_output, args=(read_end,), name="rds-server-log", daemon=True
+        ).start()
+        deadline = time.monotonic() + READY_SECONDS
+        while not self._stopping:
+            if self.server.poll() is not None:
+                self.say(f"the server exited during start-up (code {self.server.returncode})")
+                return False
+            if _answers(self.local_url):
+                self.server_pid = confine.service_pid(self.server)
+                return True
+            if time.monotonic() > deadline:
+                self.say(f"the server did not answer within {READY_SECONDS:.0f}s")
+                return False
+            time.sleep(0.2)
+        return False
+
+    def _start_worker(self) -> None:
+        argv = [sys.executable, "-m", "rds.domain.worker", str(self.layout.root)]
+        argv += ["--url", self.local_url, "--parent", str(os.getpid())]
+        self.worker = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def _copy_server_output(self, fd: int) -> None:
+        """Copy the server's output into the log, line by line, marked, up to a cap."""
+        written = 0
+        with os.fdopen(fd, "rb") as pipe:
+            while line := pipe.readline(_LINE_BYTES):
+                if written < SERVER_LOG_BYTES:
+                    written += len(line)
+                    os.write(self._log, b"[server] " + line.rstrip(b"\n") + b"\n")
+                    if written >= SERVER_LOG_BYTES:
+                        self.say("the server's output passed the log cap; the rest is dropped")
+
+    def _watch(self) -> int:
+        while not self._stopping:
+            time.sleep(CHECK_SECONDS)
+            for role in ("server", "worker"):
+                process = self.server if role == "server" else self.worker
+                if self._stopping or process is None or process.poll() is None:
+                    continue
+                self.say(f"the {role} exited (code {process.returncode})")
+                if not self._may_restart(role):
+                    return 1
+                if role == "worker":
+                    self._start_worker()
+                elif not self._start_server():
+                    if self._stopping:
+                        break
+                    return 1
+                self.restarts[role] += 1
+                self.say(f"{role} restarted ({self.restarts[role]} restart(s) so far)")
+                self._write_state()
+        return 0
+
+    def _may_restart(self, role: str) -> bool:
+        now = time.monotonic()
+        recent = self._recent[role]
+        while recent and now - recent[0] > RESTART_WINDOW:
+            recent.popleft()
+        if len(recent) >= RESTARTS:
+            self.say(
+                f"giving up: the {role} died {len(recent) + 1} times within "
+                f"{RESTART_WINDOW:.0f}s; see the lines above for why"
+            )
+            return False
+        recent.append(now)
+        return True
+
+    def _stop_children(self) -> None:
+        if self.worker is not None:
+            _terminate(self.worker, self.worker.pid)
+        self.say("worker stopped")
+        if self.server is not None:
+            _terminate(self.server, self.server_pid or self.server.pid)
+
+    def _on_signal(self, *_: object) -> None:
+        self._stopping = True
+
+    # -- state -------------------------------------------------------------------
+    def _port_free(self) -> bool:
+        try:
+            family = socket.getaddrinfo(self.host or None, self.port, type=socket.SOCK_STREAM)
+            with socket.socket(family[0][0], socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(family[0][4])
+        except OSError:
+            return False
+        return True
+
+    def _write_state(self) -> None:
+        assert self.server is not None and self.worker is not None
+        server_pid = self.server_pid or self.server.pid
+        state = {
+            "pid": os.getpid(),
+            "url": self.url,
+            "server_pid": server_pid,
+            "worker_pid": self.worker.pid,
+            "server_uid": process_uid(server_pid),
+            "restarts": self.restarts,
+        }
+        write_private(self.layout.server_file, json.dumps(state))
+
+
+def prepare_state(layout: Layout) -> None:
+    """Make ``syft/`` ready for the confined server: a database, its identity, its owner.
+
+    ``syft/identity.json`` (0600) holds the domain's name, server id, signing key and admin
+    email: never the admin password nor any other secret. ``syft/`` then belongs to the
+    server's uid (when root), which the owner, as root, can still open embedded.
+    """
+    from rds._syft.http_main import IDENTITY
+
+    if not (layout.syft_state / "syft.db").exists():
+        from rds._syft.server import stop_server
+        from rds.domain.domain import build_domain_server
+
+        stop_server(build_domain_server(layout))
+    config = json.loads(layout.config.read_text())
+    identity = json.loads(layout.identity.read_text())
+    admin = json.loads(layout.admin.read_text())
+    public = {
+        "name": config["name"],
+        "server_id": identity["server_id"],
+        "signing_key": identity["signing_key"],
+        "admin_email": admin["email"],
+    }
+    confine.hand_over(layout.syft_state)  # first: clear what a compromised server left
+    write_private(layout.syft_state / IDENTITY, json.dumps(public))
+    confine.hand_over(layout.syft_state)
+
+
+def process_uid(pid: int) -> int | None:
+    """The real uid of process ``pid``, from ``/proc``; None if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    return None
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/metadata", timeout=2):  # noqa: S310
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _terminate(process: subprocess.Popen[Any], pid: int) -> None:
+    """SIGTERM ``pid`` (the process itself, or the service inside its jail), then SIGKILL."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    try:
+        process.wait(STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()  # a jail's processes die with bwrap
+        process.wait()
