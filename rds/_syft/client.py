@@ -44,6 +44,15 @@ class DatasetRecord:
 
 
 @dataclass(frozen=True)
+class RequestStub:
+    """A request's identity without its code or state (see ``Connection.request_stubs``)."""
+
+    id: str
+    scientist: str
+    submitted_at: datetime
+
+
+@dataclass(frozen=True)
 class RequestRecord:
     """A computation request: its code, who sent it, and syft's view of its state."""
 
@@ -209,6 +218,23 @@ class Connection:
             syft_fn = sy.syft_function_single_use(**inputs)(fn)
             request = self._client.code.request_code_execution(syft_fn)
         return str(request.id.no_dash)
+
+    def request_stubs(self) -> list[RequestStub]:
+        """Who sent which request when: one round trip, however many requests there are.
+
+        ``requests()`` costs syft round trips per request (it resolves each one's code and
+        status); a poller that only looks for new requests should list these instead.
+        """
+        with quiet():
+            found = list(self._client.api.services.request.get_all())
+        return [
+            RequestStub(
+                id=str(r.id.no_dash),
+                scientist=str(r.requesting_user_email or r.requesting_user_name),
+                submitted_at=datetime.fromtimestamp(r.request_time.utc_timestamp, tz=UTC),
+            )
+            for r in found
+        ]
 
     def requests(self) -> list[RequestRecord]:
         """The requests this login can see (all for the owner, own for a scientist)."""

@@ -40,7 +40,7 @@ from rds.sandbox import _warm
 from rds.sandbox.limits import WorkerLimits
 
 if TYPE_CHECKING:
-    from rds._syft.client import RequestRecord
+    from rds._syft.client import RequestRecord, RequestStub
     from rds.domain.domain import Domain
 
 POLL_SECONDS = 1.0
@@ -166,14 +166,27 @@ class Worker:
             self.stop()
 
     def poll(self) -> None:
-        """List the requests once: record the new, deny beyond the cap, queue the rest."""
-        records = self.domain._conn.requests()
+        """List the requests once: record the new, deny beyond the cap, queue the rest.
+
+        One round trip lists who sent what and when; only requests not seen before are read
+        in full (syft resolves a request's code and status with round trips of their own, so
+        reading all of them every second would load the server as history grows).
+        """
+        conn = self.domain._conn
+        stubs = conn.request_stubs()
         with self._lock:
-            new = [r for r in records if r.id not in self._seen]
-        new = self._record(new)
+            unseen = [s.id for s in stubs if s.id not in self._seen]
+        if not unseen:
+            return
+        new = self._record([conn.request(request_id) for request_id in unseen])
         if not new:
             return
-        pending = [r for r in records if r.status == "pending"]
+        decided = {
+            e.data.get("request")
+            for e in self.domain.ledger.entries()
+            if e.event in ("approved", "denied")
+        }
+        pending = [s for s in stubs if s.id not in decided]
         fresh = {r.id for r in new if r.status == "pending"}
         over = self._over_the_limit(pending, fresh)
         for record in sorted(new, key=lambda r: r.submitted_at):
@@ -217,10 +230,10 @@ class Worker:
                 self._attempts.pop(request_id)
         _log(f"request {request_id[:8]} (attempt {tries} of {ATTEMPTS}): {why}")
 
-    def _over_the_limit(self, pending: list[RequestRecord], fresh: set[str]) -> dict[str, int]:
+    def _over_the_limit(self, pending: list[RequestStub], fresh: set[str]) -> dict[str, int]:
         """The new requests beyond each scientist's cap (newest first), with that count."""
         cap = self.limits.max_waiting_per_scientist
-        by_scientist: dict[str, list[RequestRecord]] = {}
+        by_scientist: dict[str, list[RequestStub]] = {}
         for record in pending:
             by_scientist.setdefault(record.scientist, []).append(record)
         over: dict[str, int] = {}

@@ -479,8 +479,11 @@ def test_worker_skips_decided_requests_and_queues_the_rest(
     worker = Worker(domain, limits=rds.WorkerLimits(max_waiting_per_scientist=5))
     worker.poll()
     assert len(worker.queue) == 1 and worker.queue.get() == (session.email, waiting.id)
-    worker.poll()  # already queued: not again
-    assert len(worker.queue) == 0
+    reads: list[str] = []
+    read = domain._conn.request
+    domain._conn.request = lambda request_id: reads.append(request_id) or read(request_id)
+    worker.poll()  # already queued: not again, and nothing is read in full
+    assert len(worker.queue) == 0 and reads == []
 
 
 def test_worker_limits_are_kept_with_the_domain(tmp_path: Path) -> None:
