@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -131,11 +132,32 @@ class Supervisor:
         return False
 
     def _start_worker(self) -> None:
+        """Start the worker and wait until it has logged in (or ended, or READY_SECONDS).
+
+        ``rds domain start`` returns once the domain is whole: a client that arrives before
+        the worker is ready would compete with its start-up (importing syft, logging in) for
+        the CPU, and its requests would wait for it anyway.
+        """
+        read_end, write_end = os.pipe()
         argv = [sys.executable, "-m", "rds.domain.worker", str(self.layout.root)]
         argv += ["--url", self.local_url, "--parent", str(os.getpid())]
-        self.worker = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
-        )
+        argv += ["--ready-fd", str(write_end)]
+        try:
+            self.worker = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                pass_fds=[write_end],
+            )
+        finally:
+            os.close(write_end)
+        try:
+            ready, _, _ = select.select([read_end], [], [], READY_SECONDS)
+            if not ready or not os.read(read_end, 16):
+                self.say("the worker did not say it was ready; serving anyway")
+        finally:
+            os.close(read_end)
 
     def _copy_server_output(self, fd: int) -> None:
         """Copy the server's output into the log, line by line, marked, up to a cap."""

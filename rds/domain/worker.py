@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("path", type=Path)
     parser.add_argument("--url", required=True, help="the domain's server, over loopback")
     parser.add_argument("--parent", type=int, default=0, help="exit when this pid exits")
+    parser.add_argument("--ready-fd", type=int, default=-1, help="write a line here when ready")
     args = parser.parse_args(argv)
     if args.parent:
         _die_with(args.parent)
@@ -326,6 +327,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     limits = domain.worker_limits
     _log(f"serving {domain.name!r} with {limits.pool_size} run(s) at once")
+    if args.ready_fd >= 0:
+        os.write(args.ready_fd, b"ready\n")
+        os.close(args.ready_fd)
     Worker(domain, limits=limits).run(stopping)
     _warm.POOL.shutdown()  # kill and remove the jails waiting for a run
     _log("stopped")

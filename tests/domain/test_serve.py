@@ -194,8 +194,10 @@ def test_the_same_confinement_refuses_a_probe(hospital: dict[str, Any], tmp_path
     for name in reads:
         assert results[f"read {name}"] in {"FileNotFoundError", "PermissionError"}, name
     assert results["list /home"] == "FileNotFoundError"
+    # Directories that exist only to hold a mount cannot be listed; one that holds none (a
+    # checkout outside /work, as in CI) does not exist at all.
     for directory in ("/root", "/work", "/etc"):
-        assert results[f"list {directory}"] == "PermissionError", directory
+        assert results[f"list {directory}"] in {"PermissionError", "FileNotFoundError"}, directory
     for target in writes:
         assert results[f"write {target}"] in {"OSError", "PermissionError", "FileNotFoundError"}
     assert results["write /state"] == "ok" and results["write /tmp"] == "ok"
@@ -373,6 +375,8 @@ def test_one_scientists_heavy_queue_does_not_hold_up_another(tmp_path: Path) -> 
     url = serve.start(path, port=free_port(), timeout=240)
     try:
         owner = rds.Domain.open(path)
+        # Y logs in first: a login takes seconds, and X's queue must still be full when Y asks.
+        ys = rds.connect(url, email=y.email, password=y.password).dataset("patients")
         xs = rds.connect(url, email=x.email, password=x.password).dataset("big")
         heavy = [xs.sql(HEAVY, reason=f"heavy {i}") for i in range(HEAVY_COUNT)]
         _wait(
@@ -380,7 +384,6 @@ def test_one_scientists_heavy_queue_does_not_hold_up_another(tmp_path: Path) -> 
             60,
             "the worker to queue X's requests",
         )
-        ys = rds.connect(url, email=y.email, password=y.password).dataset("patients")
         light = ys.sql(DP_QUERY, epsilon=0.5, reason="wards")
         asked = time.monotonic()  # Y's request is at the domain
         answer = light.result(timeout=120, poll=0.1, progress=False)
