@@ -79,12 +79,7 @@ def command(
     # which the unprivileged jail user could not traverse.
     for parent in _parents([dest for _, dest in binds] + [SCRATCH]):
         argv += ["--dir", parent]
-    for name in _SYSTEM_LINKS:
-        host = Path("/") / name
-        if host.is_symlink():
-            argv += ["--symlink", os.readlink(host), f"/{name}"]
-        elif host.is_dir():
-            argv += ["--ro-bind", str(host), f"/{name}"]
+    argv += system_links()
     for source, dest in binds:
         argv += ["--ro-bind", source, dest]
     argv += ["--size", str(scratch_bytes), "--perms", "1777", "--tmpfs", SCRATCH]
@@ -97,6 +92,18 @@ def command(
     if handshake is not None:
         argv += drop_to(JAIL_UID, what="Running the sandbox")
     return argv + list(python)
+
+
+def system_links() -> list[str]:
+    """bwrap arguments recreating ``/bin``, ``/lib*`` (links into ``/usr``, or read-only dirs)."""
+    argv: list[str] = []
+    for name in _SYSTEM_LINKS:
+        host = Path("/") / name
+        if host.is_symlink():
+            argv += ["--symlink", os.readlink(host), f"/{name}"]
+        elif host.is_dir():
+            argv += ["--ro-bind", str(host), f"/{name}"]
+    return argv
 
 
 def drop_to(uid: int, *, what: str) -> list[str]:

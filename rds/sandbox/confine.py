@@ -88,12 +88,7 @@ def command(
     for parent in _jail._parents([dest for _, dest in binds] + [STATE, "/etc/hosts"]):
         argv += [] if parent in importable else ["--perms", "0111"]
         argv += ["--dir", parent]
-    for name in _jail._SYSTEM_LINKS:
-        host = Path("/") / name
-        if host.is_symlink():
-            argv += ["--symlink", os.readlink(host), f"/{name}"]
-        elif host.is_dir():
-            argv += ["--ro-bind", str(host), f"/{name}"]
+    argv += _jail.system_links()
     for source, dest in binds:
         argv += ["--ro-bind", source, dest]
     argv += ["--ro-bind-try", "/etc/hosts", "/etc/hosts"]
