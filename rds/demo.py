@@ -100,7 +100,7 @@ def seed(path: Path) -> Path:
                         identifying=["customer_id"],
                         on_fail="suppress",
                         epsilon_budget=5.0,
-                        auto_release="checked-sql",
+                        auto_release="dp",
                     ),
                 },
             ),

@@ -16,6 +16,7 @@ The tree::
     │   ├── RequestFailed       it failed on the private data (``.summary`` is safe to show)
     │   ├── RequestTimeout      no decision within the time asked for
     │   └── BudgetExceeded      a DP request would spend more ε than remains (``.remaining``)
+    │       └── EpsilonTooSmall  it asks for less ε than the owner's minimum per request
     ├── SandboxError            the sandbox could not run the code or refused its output
     │   ├── SandboxUnavailable  bubblewrap is missing and unsandboxed runs were not allowed
     │   ├── LimitExceeded       CPU, memory, process, wall-clock or output limit hit (``.limit``)
@@ -122,6 +123,19 @@ class BudgetExceeded(RequestError):
             f"{unit}={remaining:g} of your budget remains. Ask for less, or ask the data "
             "owner to raise the budget."
         )
+
+
+class EpsilonTooSmall(BudgetExceeded):
+    """A differentially private request asks for less ε than the owner's ``min_epsilon``."""
+
+    def __init__(self, *, dataset: str, requested: float, minimum: float) -> None:
+        self.minimum = minimum
+        RequestError.__init__(
+            self,
+            f"This request asks for ε={requested:g} on {dataset!r}, below the data owner's "
+            f"minimum of ε={minimum:g} per request. Ask for at least that much.",
+        )
+        self.dataset, self.requested, self.remaining, self.unit = dataset, requested, 0.0, "ε"
 
 
 class SandboxError(RDSError):

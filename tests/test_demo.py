@@ -52,7 +52,10 @@ def test_demo_seeds_and_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         assert "Regional spending profile" in text
         assert "sandboxed=True" in text
         assert "central" in text and "north" in text
-        assert "grocery" in text and "avg_amount_ci_low" in text  # checked SQL and DP, by policy
+        assert "scientist sees: awaiting review" in text  # exact SQL waits for the owner
+        assert (
+            "grocery" in text and "avg_amount_ci_low" in text
+        )  # released by the owner; DP by policy
         assert "<Budget transactions: ε spent 0.5" in text
     finally:
         serve.stop(path)

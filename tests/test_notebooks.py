@@ -18,7 +18,9 @@ EXPECTED = {
         "verdict: warn",
         "record_level",
         "private_rows",
-        "policy:checked-sql",
+        "scientist sees: awaiting review",
+        "same query, other conditions",
+        "denied: denied",
         "entries verified:",
     ],
     "03-dp-sql.ipynb": [

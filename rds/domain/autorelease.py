@@ -1,12 +1,17 @@
 """Releasing requests by the owner's policy, without waiting for a human.
 
-``Policy(auto_release="dp")`` releases differentially private answers that fit the budget;
-``auto_release="checked-sql"`` also releases SQL aggregates none of whose disclosure checks
-fail (cells blanked under ``on_fail="suppress"`` count as handled). Python functions always
-wait for a human. Each decision is an ``approved`` ledger entry whose actor and ``policy``
-field name the policy; a DP request over budget is denied by the ``epsilon_budget`` policy.
-Anything the policy cannot settle — a failed run, a failing check, a query the domain
-refuses — is left to the owner.
+``Policy(auto_release="dp")`` releases differentially private answers that fit the budget.
+Nothing exact is ever released without a human: SQL aggregates and Python functions wait
+for the owner whatever their checks say, because checks judge one answer at a time and two
+exact answers that each pass can be subtracted to give one person's value (differencing),
+and because *whether* a result went out at once would itself depend on the private data.
+
+Each decision is an ``approved`` ledger entry whose actor and ``policy`` field name the
+policy; a DP request over budget (or under the policy's ``min_epsilon``) is denied by the
+``epsilon_budget`` policy, which depends only on the scientist's own requests. A DP run
+that fails is left to the owner. The planner admits only queries that cannot fail on any
+data (see ``rds.privacy.dp_plan``), so such a failure comes from the machine, not from a
+private value.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ if TYPE_CHECKING:
     from rds.domain.domain import Domain
     from rds.domain.requests import OwnerRequest
 
-_ALLOWED = {"dp": {"dp", "checked-sql"}, "sql": {"checked-sql"}}
+_ALLOWED = {"dp": {"dp"}}
 
 
 def auto_release(domain: Domain, req: OwnerRequest) -> str | None:
@@ -52,13 +57,10 @@ def auto_release(domain: Domain, req: OwnerRequest) -> str | None:
         return None
     if not preview.ok or preview.checks.failed:
         return None
-    label = {
-        "dp": "differentially private answer within the ε budget",
-        "sql": "SQL aggregate that passed every disclosure check",
-    }[req.kind]
     req._release(
         actor=f"policy:{mode}",
-        note=f"released by policy auto_release={mode!r}: {label}",
+        note=f"released by policy auto_release={mode!r}: differentially private answer "
+        "within the ε budget",
         justification=None,
         release_logs=False,
         policy=mode,

@@ -211,14 +211,17 @@ class Domain:
         private queries clamp to the bounds and group only by declared categories.
         ``privacy_unit`` names the column that identifies an individual (each row is one
         individual when ``None``); DP queries count at most ``max_contributions`` rows per
-        individual. Returns the public metadata.
+        individual. Returns the public metadata, plus the owner-only ``"capped"``: how many
+        individuals have more rows than ``max_contributions`` (DP queries count only that
+        many of theirs) out of how many, and how many rows that leaves out.
         """
         check_name(name)
         if name in self.store.names():
             raise InvalidInput(f"A dataset named {name!r} is already published.")
         frame = load_data(data)
         columns = schema(frame, bounds, categories)
-        unit, needs_cap = _privacy_unit(frame, privacy_unit, max_contributions)
+        unit, capped = _privacy_unit(frame, privacy_unit, max_contributions)
+        needs_cap = capped["capped"] > 0
         policy = policy or Policy()
         policy.check_columns(frame.columns)
         if mock is None:
@@ -250,8 +253,9 @@ class Domain:
             columns=len(columns),
             policy=policy.describe(),
             directory=directory.name,
+            capped=capped,
         )
-        return {"name": name, "description": description, **meta}
+        return {"name": name, "description": description, **meta, "capped": capped}
 
     def policy(self, dataset: str) -> Policy:
         """The dataset's current policy."""
@@ -364,6 +368,7 @@ class Domain:
             dataset=dataset,
             epsilon_budget=policy.epsilon_budget,
             delta_budget=policy.delta_budget,
+            min_epsilon=policy.min_epsilon,
         )
 
     def note_submission(

@@ -8,17 +8,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rds.errors import InvalidInput
+from rds.privacy.budget import MIN_EPSILON
 from rds.sandbox.limits import SandboxLimits
 
 ON_FAIL = ("block", "suppress")
-AUTO_RELEASE = (None, "dp", "checked-sql")
+AUTO_RELEASE = (None, "dp")
+#: Retired release modes, read from policies stored by earlier versions as their successor.
+RETIRED = {"checked-sql": "dp"}
 _RELEASE_TEXT = {
     None: "manual review by the data owner",
     "dp": "differentially private answers within budget are released automatically; "
-    "everything else is reviewed by the data owner",
-    "checked-sql": "differentially private answers within budget and SQL aggregates that "
-    "pass every disclosure check are released automatically; Python functions are "
-    "reviewed by the data owner",
+    "exact results (SQL and Python) are reviewed by the data owner",
 }
 
 
@@ -52,10 +52,15 @@ class Policy:
         dataset; ``None`` offers no DP queries.
     delta_budget
         Total δ each scientist may spend (Gaussian-noise queries need a δ > 0).
+    min_epsilon
+        The smallest ε one request may spend (default 0.01): a floor under the number of
+        requests a budget allows, so ε cannot be spread over thousands of tiny queries.
     auto_release
-        ``None`` (a human decides everything), ``"dp"`` (DP answers within budget go out at
-        once) or ``"checked-sql"`` (also SQL aggregates whose checks all pass). Python
-        functions always wait for a human.
+        ``None`` (a human decides everything) or ``"dp"`` (DP answers within budget go out
+        at once). Exact results — SQL aggregates and Python functions — always wait for a
+        human: no automatic check stops differencing between exact answers. (The
+        ``"checked-sql"`` mode of earlier versions is refused; a stored policy that has it
+        is read as ``"dp"``.)
     limits
         Sandbox limits for runs on this dataset; the domain's defaults when ``None``.
 
@@ -73,6 +78,7 @@ class Policy:
     non_sensitive: Sequence[str] = field(default=())
     epsilon_budget: float | None = None
     delta_budget: float = 0.0
+    min_epsilon: float = MIN_EPSILON
     auto_release: str | None = None
     limits: SandboxLimits | None = None
 
@@ -92,10 +98,15 @@ class Policy:
             raise InvalidInput(f"p_ratio must lie in [0, 1); got {self.p_ratio}.")
         if self.on_fail not in ON_FAIL:
             raise InvalidInput(f"on_fail must be 'block' or 'suppress', not {self.on_fail!r}.")
-        if self.auto_release not in AUTO_RELEASE:
+        if self.auto_release in RETIRED:
             raise InvalidInput(
-                f"auto_release must be None, 'dp' or 'checked-sql', not {self.auto_release!r}."
+                f"auto_release={self.auto_release!r} is no longer offered: exact SQL results "
+                "always wait for the owner, because two exact answers that pass every check "
+                "can still be subtracted to give one person's value. Use 'dp' to release "
+                "differentially private answers automatically."
             )
+        if self.auto_release not in AUTO_RELEASE:
+            raise InvalidInput(f"auto_release must be None or 'dp', not {self.auto_release!r}.")
         for name in ("identifying", "non_sensitive"):
             object.__setattr__(self, name, _columns(getattr(self, name), name))
         both = sorted(set(self.identifying) & set(self.non_sensitive))
@@ -109,6 +120,12 @@ class Policy:
         if not 0 <= float(self.delta_budget) < 1:
             raise InvalidInput(f"delta_budget must lie in [0, 1); got {self.delta_budget}.")
         object.__setattr__(self, "delta_budget", float(self.delta_budget))
+        floor = self.min_epsilon
+        if isinstance(floor, bool) or not isinstance(floor, int | float):
+            raise InvalidInput(f"min_epsilon must be a number; got {floor!r}.")
+        if not (math.isfinite(floor) and floor > 0):
+            raise InvalidInput(f"min_epsilon must be a finite ε > 0; got {floor}.")
+        object.__setattr__(self, "min_epsilon", float(floor))
 
     @property
     def sdc_rules(self) -> Any:
@@ -137,6 +154,7 @@ class Policy:
             "non_sensitive": list(self.non_sensitive),
             "epsilon_budget": self.epsilon_budget,
             "delta_budget": self.delta_budget,
+            "min_epsilon": self.min_epsilon,
             "auto_release": self.auto_release,
         }
         if self.limits is not None:
@@ -147,6 +165,8 @@ class Policy:
     def from_description(cls, summary: dict[str, Any]) -> Policy:
         """Rebuild the policy from ``describe()``'s output (kept in the domain directory)."""
         fields = {k: v for k, v in summary.items() if k in cls.__dataclass_fields__}
+        if fields.get("auto_release") in RETIRED:
+            fields["auto_release"] = RETIRED[fields["auto_release"]]
         limits = fields.pop("limits", None)
         if "dominance" in fields:
             fields["dominance"] = tuple(fields["dominance"])

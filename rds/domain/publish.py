@@ -93,25 +93,37 @@ def schema(
 
 def privacy_unit(
     frame: pd.DataFrame, column: str | None, max_contributions: int
-) -> tuple[dict[str, Any], bool]:
-    """The public description of who a record belongs to, and whether rows must be capped.
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """The public description of who a record belongs to, and the owner's view of the cap.
 
     Without a unit column each row is one individual. With one, differentially private
-    queries count at most ``max_contributions`` rows per individual; the second value says
-    whether the data holds anyone with more rows than that (then queries cap them).
+    queries count at most ``max_contributions`` rows per individual. The second value is
+    owner-only: ``units`` (individuals), ``capped`` (how many have more rows than that, so
+    DP queries count only ``max_contributions`` of them, picked at random per query) and
+    ``rows_beyond`` (rows over the cap in all); ``capped > 0`` means queries cap.
     """
     if isinstance(max_contributions, bool) or not isinstance(max_contributions, int):
         raise InvalidInput("max_contributions must be a whole number of rows.")
     if max_contributions < 1:
         raise InvalidInput("max_contributions must be at least 1.")
     if column is None:
-        return {"column": None, "max_contributions": 1}, False
+        return {"column": None, "max_contributions": 1}, {
+            "units": len(frame),
+            "capped": 0,
+            "rows_beyond": 0,
+        }
     if column not in frame.columns:
         raise InvalidInput(f"The privacy unit {column!r} is not a column of the data.")
     if frame[column].isna().any():
         raise InvalidInput(f"The privacy unit {column!r} has missing values; every row needs one.")
-    most = int(frame[column].value_counts().max())
-    return {"column": column, "max_contributions": max_contributions}, most > max_contributions
+    rows = frame[column].value_counts()
+    over = rows[rows > max_contributions]
+    cap = {
+        "units": len(rows),
+        "capped": len(over),
+        "rows_beyond": int((over - max_contributions).sum()),
+    }
+    return {"column": column, "max_contributions": max_contributions}, cap
 
 
 def _checked_bounds(col: pd.Series, pair: tuple[float, float]) -> tuple[float, float]:

@@ -247,6 +247,17 @@ class OwnerRequest:
             privacy=run.get("privacy"),
         )
 
+    def earlier_releases(self) -> list[Any]:
+        """What this scientist was already given on these datasets, most similar first.
+
+        A list of ``rds.domain.overlap.EarlierRelease``; one that differs from this request
+        only in its conditions is the other half of a differencing attack. The review desk
+        shows them under the request.
+        """
+        from rds.domain.overlap import earlier_releases
+
+        return earlier_releases(self._domain, self)
+
     # -- deciding ----------------------------------------------------------------
     def approve(
         self,
@@ -341,15 +352,10 @@ class OwnerRequest:
         self._settle(spent=False, actor=actor)
 
     def _settle(self, *, spent: bool, actor: str) -> None:
-        if self.kind == "dp" and self.dataset:
-            budget.settle(
-                self._domain.ledger,
-                actor=actor,
-                scientist=self.scientist,
-                dataset=self.dataset,
-                request=self.id,
-                spent=spent,
-            )
+        # By request id, whatever the request reads as now: a reservation is settled once
+        # under the scientist and dataset it was made for, also for a request that has
+        # since become invalid (its dataset unpublished) or whose run crashed.
+        budget.settle(self._domain.ledger, actor=actor, request=self.id, spent=spent)
 
     def _repr_html_(self) -> str:
         from rds.widgets.review_html import request_detail

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from rds.errors import RDSError
+from rds.errors import EpsilonTooSmall, RDSError
 from rds.privacy import budget
 from rds.privacy.report import Check, CheckReport
 from rds.sandbox import runner
@@ -124,6 +124,7 @@ def combined_policy(domain: Domain, datasets: Sequence[str]) -> Policy:
         on_fail="block" if any(p.on_fail == "block" for p in policies) else "suppress",
         identifying=tuple(sorted(sensitive_somewhere)),
         non_sensitive=tuple(sorted(non_sensitive - sensitive_somewhere)),
+        min_epsilon=max(p.min_epsilon for p in policies),
         auto_release=autos.pop() if len(autos) == 1 else None,
         limits=_strictest([p.limits for p in policies if p.limits is not None]),
     )
@@ -181,8 +182,19 @@ def _sql(domain: Domain, req: OwnerRequest) -> Outcome:
 
     checked = check_query(req.sql, datasets=domain.store.names())
     policy = combined_policy(domain, checked.datasets)
-    columns = {name: _column_names(domain, name) for name in checked.datasets}
-    plan = plan_cell_stats(checked.sql, non_sensitive=policy.non_sensitive, columns=columns)
+    infos = {name: domain.dataset_info(name) for name in checked.datasets}
+    plan = plan_cell_stats(
+        checked.sql,
+        non_sensitive=policy.non_sensitive,
+        columns={name: [c["name"] for c in info["schema"]] for name, info in infos.items()},
+        units={
+            name: (info.get("privacy_unit") or {}).get("column") for name, info in infos.items()
+        },
+        categories={
+            name: {c["name"]: c["categories"] for c in info["schema"] if c.get("categories")}
+            for name, info in infos.items()
+        },
+    )
     result = runner.run_sql(
         plan.sql,
         tables={name: domain.store.directory(name) for name in checked.datasets},
@@ -203,7 +215,11 @@ def _dp(domain: Domain, req: OwnerRequest) -> Outcome:
 
     name = req.datasets[0]
     policy = domain.policy(name)
-    plan = plan_dp_query(req.sql, dp_schema(domain, name), epsilon=req.epsilon, delta=req.delta)
+    if budget.amount(req.epsilon) < budget.amount(policy.min_epsilon):  # before any planning
+        raise EpsilonTooSmall(dataset=name, requested=req.epsilon, minimum=policy.min_epsilon)
+    # Noise for at most the ε the ledger charges (the decimal the scientist typed).
+    epsilon = budget.plan_epsilon(req.epsilon)
+    plan = plan_dp_query(req.sql, dp_schema(domain, name), epsilon=epsilon, delta=req.delta)
     budget.reserve(
         domain.ledger,
         actor=domain.owner,
@@ -214,6 +230,7 @@ def _dp(domain: Domain, req: OwnerRequest) -> Outcome:
         delta=plan.delta,
         epsilon_budget=policy.epsilon_budget,
         delta_budget=policy.delta_budget,
+        min_epsilon=policy.min_epsilon,
     )
     result = runner.run_sql(
         plan.sql,
@@ -234,6 +251,7 @@ def _dp(domain: Domain, req: OwnerRequest) -> Outcome:
             f"{release.mechanism} noise (scale {scales}); intervals are 95%."
         ),
         numbers={"epsilon_accounted": release.epsilon, "delta": release.delta},
+        public=True,  # the request's ε and noise scales from published bounds: no data
     )
     payload = encode(release.frame)
     return Outcome(_record(result, "dp", payload, privacy=info), payload, CheckReport((check,)))
@@ -266,10 +284,6 @@ def schema_for_dp(dataset: str, meta: dict[str, Any], *, needs_cap: bool) -> Any
         max_contributions=int(unit.get("max_contributions") or 1),
         needs_cap=needs_cap,
     )
-
-
-def _column_names(domain: Domain, dataset: str) -> list[str]:
-    return [c["name"] for c in domain.dataset_info(dataset)["schema"]]
 
 
 def _record(

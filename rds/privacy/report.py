@@ -1,12 +1,17 @@
 """What the output checks found: one ``Check`` per rule, gathered in a ``CheckReport``.
 
-Every result carries a report. It has two readers, and each check is written for both:
+Every result carries a report. It has two readers:
 
-- ``explanation`` is one line that is safe for the scientist: counts of cells or rows, column
-  names the scientist wrote or the dataset publishes, the rule's thresholds, never a private
-  value or a suppressed number;
-- ``numbers`` holds the owner-only figures behind the verdict (the actual counts, ratios and
-  the positions of failing cells). ``for_scientist()`` drops them.
+- the owner reads everything: ``explanation`` (one line, with the figures that led to the
+  verdict: how many cells failed, how many rows were removed) and ``numbers`` (the actual
+  counts, ratios and positions of failing cells);
+- the scientist reads, once a result is released, each check's rule, its verdict and a
+  **fixed sentence per rule and verdict** (``SCIENTIST_TEXT``): ``for_scientist()`` replaces
+  the explanation with it and drops the numbers. No figure computed from the private data
+  reaches the scientist through a check: "379 of 379 rows come from small groups" would be
+  a count the query can make equal to a private value. A check marked ``public`` (the DP
+  check, whose text is made of the request's ε and the published bounds only) keeps its
+  explanation.
 
 Reports travel as JSON (``to_dict``/``from_dict``): in the run's ``checks.json`` and, with the
 numbers removed, in the release envelope.
@@ -26,6 +31,49 @@ if TYPE_CHECKING:
 
 VERDICTS = ("pass", "warn", "fail")
 
+_REVIEWED = "the data owner reviewed it before releasing"
+#: What the scientist reads of each check: one fixed sentence per (rule, verdict), written
+#: without any figure from the data. A rule missing here reads as "<rule>: <verdict>.".
+SCIENTIST_TEXT: dict[tuple[str, str], str] = {
+    ("shape", "pass"): "The query's shape lets each output cell be checked on its own.",
+    ("shape", "fail"): f"The query could not be checked automatically; {_REVIEWED}.",
+    ("record_level", "pass"): "Records leave only with columns the owner marked non-sensitive.",
+    ("record_level", "fail"): f"Records leave with columns not marked non-sensitive; {_REVIEWED}.",
+    ("threshold", "pass"): "Every cell comes from at least the dataset's minimum of people.",
+    ("threshold", "warn"): "Cells or rows from too few people were suppressed.",
+    ("threshold", "fail"): f"Some cells come from too few people; {_REVIEWED}.",
+    ("dominance", "pass"): "No cell is dominated by a few people's contributions.",
+    ("dominance", "warn"): "Cells dominated by a few people's contributions were suppressed.",
+    ("dominance", "fail"): f"Some cells are dominated by a few people; {_REVIEWED}.",
+    ("p_ratio", "pass"): "In every cell the others' contributions hide the largest one.",
+    ("p_ratio", "warn"): "Cells whose largest contribution could be estimated were suppressed.",
+    ("p_ratio", "fail"): f"Some cells' largest contribution could be estimated; {_REVIEWED}.",
+    ("zeros", "pass"): "No cell is a zero that gives people away.",
+    ("zeros", "warn"): "Zero cells were suppressed.",
+    ("zeros", "fail"): f"Some cells are zeros or combinations that do not occur; {_REVIEWED}.",
+    ("extreme_values", "pass"): "No output is a single record's value (MIN, MAX, MEDIAN, …).",
+    ("extreme_values", "fail"): f"Some outputs are single records' values; {_REVIEWED}.",
+    ("run", "warn"): "The run failed; only the error's type is released.",
+    ("types", "pass"): "The result holds only types that may leave the sandbox.",
+    ("types", "fail"): "The result holds types that may not leave the sandbox.",
+    ("size", "pass"): "The result is within the output size limit.",
+    ("size", "fail"): f"The result is over the output size limit; {_REVIEWED}.",
+    ("private_rows", "pass"): "No row of the result was found among the private records.",
+    ("private_rows", "fail"): f"Rows of the result match private records; {_REVIEWED}.",
+    ("identifying", "pass"): "No value of an identifying column was found in the result.",
+    ("identifying", "fail"): f"Values of identifying columns are in the result; {_REVIEWED}.",
+    ("row_count", "pass"): "The result is much shorter than the dataset.",
+    ("row_count", "warn"): f"The result is long compared with the dataset; {_REVIEWED}.",
+    ("row_count", "fail"): f"The result is about as long as the dataset; {_REVIEWED}.",
+    ("small_cells", "pass"): "Nothing in the result looks like a small count.",
+    ("small_cells", "warn"): f"Parts of the result look like small counts; {_REVIEWED}.",
+}
+
+
+def scientist_text(rule: str, verdict: str) -> str:
+    """The fixed sentence the scientist reads for a check (see ``SCIENTIST_TEXT``)."""
+    return SCIENTIST_TEXT.get((rule, verdict), f"{rule}: {verdict}.")
+
 
 @dataclass(frozen=True)
 class Check:
@@ -41,6 +89,9 @@ class Check:
         One line, safe to show the scientist.
     numbers
         Owner-only figures behind the verdict; converted to plain JSON values.
+    public
+        The explanation is made of public figures only (the request's ε, published bounds)
+        and may reach the scientist as it is; otherwise they read ``scientist_text``.
 
     Examples
     --------
@@ -53,6 +104,7 @@ class Check:
     verdict: str
     explanation: str
     numbers: dict[str, Any] = field(default_factory=dict)
+    public: bool = False
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -63,6 +115,8 @@ class Check:
             raise InvalidInput("A check's explanation is text.")
         if not isinstance(self.numbers, Mapping):
             raise InvalidInput("A check's numbers are a mapping of name to value.")
+        if not isinstance(self.public, bool):
+            raise InvalidInput("A check's public flag is True or False.")
         # Stored as JSON: numpy scalars, tuples and NaN would not survive the round trip.
         object.__setattr__(self, "numbers", {str(k): _plain(v) for k, v in self.numbers.items()})
 
@@ -102,8 +156,17 @@ class CheckReport:
         return tuple(c for c in self.checks if c.verdict == "warn")
 
     def for_scientist(self) -> CheckReport:
-        """The same verdicts and explanations, without the owner-only numbers."""
-        return CheckReport(tuple(replace(c, numbers={}) for c in self.checks))
+        """The same rules and verdicts, each with its fixed scientist sentence, no numbers."""
+        return CheckReport(
+            tuple(
+                replace(
+                    c,
+                    explanation=c.explanation if c.public else scientist_text(c.rule, c.verdict),
+                    numbers={},
+                )
+                for c in self.checks
+            )
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict; ``from_dict`` reads it back."""
@@ -115,6 +178,7 @@ class CheckReport:
                     "verdict": c.verdict,
                     "explanation": c.explanation,
                     "numbers": dict(c.numbers),
+                    **({"public": True} if c.public else {}),
                 }
                 for c in self.checks
             ],
@@ -129,7 +193,13 @@ class CheckReport:
         try:
             return cls(
                 tuple(
-                    Check(r["rule"], r["verdict"], r["explanation"], r.get("numbers") or {})
+                    Check(
+                        r["rule"],
+                        r["verdict"],
+                        r["explanation"],
+                        r.get("numbers") or {},
+                        public=r.get("public") is True,
+                    )
                     for r in rows
                 )
             )

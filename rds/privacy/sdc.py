@@ -4,12 +4,18 @@
 cell's statistics; ``check_table`` splits them off, judges every cell and returns the table
 to release with a ``CheckReport``. How a query is judged depends on the plan's shape:
 
-- **aggregate**: each cell by the aggregates in its expression. ``threshold``: fewer than
-  ``min_cell_count`` records. ``dominance``: the N largest absolute contributions exceed k of
-  the sum of absolute values. ``p_ratio``: what the others add up to is less than p of the
-  largest. ``zeros``: a count of 0, or a sum/average whose every contribution is 0 (one that
-  cancels out is not). Dominance and p-ratio pass an all-zero cell, which the zeros rule
-  judges. ``extreme_values``: MIN, MAX, MEDIAN, LIST, ….
+- **aggregate** (over one dataset): each cell by the aggregates in its expression, counting
+  **people** — distinct privacy units; rows only for a dataset that declares none.
+  ``threshold``: fewer than ``min_cell_count`` people. ``dominance``: the N largest
+  per-person totals (absolute values) exceed k of the cell's total. ``p_ratio``: what the
+  others add up to is less than p of the largest person's total. ``zeros``: a count of 0, a
+  sum/average whose every contribution is 0 (one that cancels out is not), or a combination
+  of the ``GROUP BY`` keys that does not occur — judged over the full cross product of the
+  keys' values, as ACRO does (declared categories for a plain declared column that the WHERE
+  leaves alone, else the values the result shows): in a count by ``a, b`` where every
+  ``b`` is ``p`` for one ``a``, the missing rows are the disclosure. Dominance and p-ratio
+  pass an all-zero cell, which the zeros rule judges. ``extreme_values``: MIN, MAX, MEDIAN,
+  LIST, ….
 - **record**: every column the query uses must be marked non-sensitive.
 - **unsupported**: the owner reviews it.
 
@@ -19,8 +25,10 @@ to release with a ``CheckReport``. How a query is judged depends on the plan's s
 empty cells too. The index is renumbered so no gap shows where a removed row sorted.
 
 Not caught: differences between cells or queries (``count(*) - count(*) FILTER (WHERE name
-<> 'Alice')``), totals that give away suppressed cells, and people with many rows (records
-are rows, so one person in a join counts many times).
+<> 'Alice')``, or two requests that differ by one person), and totals that give away
+suppressed cells. That is why no exact result is released without the owner: these checks
+inform the owner's review, they do not replace it. Missing combinations cannot be
+suppressed (they have no row), so they fail under ``on_fail="suppress"`` too.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ __all__ = [
 ]
 
 _LIMIT = 1000  # failing cells listed in a check's numbers
+_MAX_COMBINATIONS = 1_000_000  # cross products judged for missing combinations
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,6 +189,7 @@ class _Judged:
                         worse = np.minimum if _WORST[rule] == math.inf else np.maximum
                         self.figures[rule][:, j] = worse(self.figures[rule][:, j], figure)
         self.fails["zeros"] &= rules.zeros_fail
+        self.combinations, self.missing = _missing(plan, stats) if rules.zeros_fail else (0, [])
         self.group = _numbers(stats[plan.group_count])
         self.small = self.group < rules.min_cell_count
         self.removed = self.small & plan.grouped
@@ -204,11 +214,13 @@ class _Judged:
 
         rows, names, rules = len(self.group), self.plan.output_columns, self.rules
         total, (n_top, k) = rows * len(self.cells), rules.dominance
+        who = self.plan.counted
+        one = "person's" if who == "people" else "record's"
         what = {
-            "threshold": f"fewer than {rules.min_cell_count} records",
-            "dominance": f"{n_top} contributions making up more than {k:.0%} of its total",
-            "p_ratio": f"contributions besides its two largest adding up to less than "
-            f"{rules.p_ratio:.0%} of the largest",
+            "threshold": f"fewer than {rules.min_cell_count} {who}",
+            "dominance": f"{n_top} {who} making up more than {k:.0%} of its total",
+            "p_ratio": f"contributions besides its two largest {who} adding up to less than "
+            f"{rules.p_ratio:.0%} of the largest {one}",
             "zeros": "the value zero (no record, or only zeros, contributed)",
         }
         out = []
@@ -231,7 +243,17 @@ class _Judged:
                 done = " (removed)" if handled else ""
                 parts.append(
                     f"{_of(int(self.small.sum()), rows, 'row', 'come')} from groups of fewer "
-                    f"than {rules.min_cell_count} records{done}"
+                    f"than {rules.min_cell_count} {who}{done}"
+                )
+            if rule == "zeros" and self.missing:
+                keys = ", ".join(self.plan.key_names)
+                numbers["missing_combinations"] = [list(m) for m in self.missing[:_LIMIT]]
+                numbers["failing"] += len(self.missing)
+                handled = False  # a combination that does not occur has no row to blank
+                m, n = len(self.missing), self.combinations
+                parts.append(
+                    f"{m} of {n} combinations of {keys} have no row (zero cells: the rows "
+                    "that are there tell who has which value, a class disclosure)"
                 )
             if parts:
                 text, verdict = "; ".join(parts) + ".", "warn" if handled else "fail"
@@ -260,7 +282,31 @@ _WORST = {"threshold": math.inf, "dominance": 0.0, "p_ratio": math.inf}
 def _of(k: int, total: int, noun: str, verb: str = "have") -> str:
     """``2 of 12 cells have``, ``1 of 12 cells has``."""
     single = {"have": "has", "come": "comes"}[verb]
+    if noun == "combination":
+        return (
+            f"{k} of {total} combination{'' if total == 1 else 's'} {'has' if k == 1 else 'have'}"
+        )
     return f"{k} of {total} {noun}{'' if total == 1 else 's'} {single if k == 1 else verb}"
+
+
+def _missing(plan: CellStatsPlan, stats: pd.DataFrame) -> tuple[int, list[tuple[Any, ...]]]:
+    """How many combinations of the keys' values there are, and those that have no row."""
+    import itertools
+
+    import pandas as pd
+
+    if not plan.grouped or not plan.key_columns:
+        return 0, []
+    shown = [[None if pd.isna(v) else v for v in stats[c].tolist()] for c in plan.key_columns]
+    present = set(zip(*shown, strict=True))
+    domains = [
+        list(declared) if declared is not None else list(dict.fromkeys(values))
+        for declared, values in zip(plan.key_domains, shown, strict=True)
+    ]
+    combinations = math.prod(len(d) for d in domains)
+    if combinations > _MAX_COMBINATIONS:
+        return 0, []
+    return combinations, [c for c in itertools.product(*domains) if c not in present]
 
 
 def _numbers(column: pd.Series) -> np.ndarray:

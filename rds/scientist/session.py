@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import time
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rds.errors import DatasetNotFound, InvalidInput
-from rds.privacy.budget import Budget, BudgetList
+from rds.privacy.budget import MIN_EPSILON, Budget, BudgetList
 from rds.scientist.dataset import DatasetList, RemoteDataset
 from rds.scientist.request import Request, RequestList
 
@@ -189,24 +190,33 @@ class Session:
 
 def _budget(dataset: str, policy: dict[str, Any], requests: list[RequestRecord]) -> Budget:
     """The ε budget on ``dataset`` from the scientist's own requests (see ``budget``)."""
-    spent = pending = delta_spent = delta_pending = 0.0
+    from rds.privacy.budget import amount
+
+    spent = pending = delta_spent = delta_pending = Decimal(0)
     for record in requests:
         meta = record.meta
         if meta.get("kind") != "dp" or meta.get("dataset") != dataset:
             continue
-        epsilon, delta = _number(meta.get("epsilon")), _number(meta.get("delta"))
+        epsilon, delta = amount(_number(meta.get("epsilon"))), amount(_number(meta.get("delta")))
         if record.status == "approved":
             spent, delta_spent = spent + epsilon, delta_spent + delta
         elif record.status == "pending":
             pending, delta_pending = pending + epsilon, delta_pending + delta
+    limit = policy.get("epsilon_budget")
+    delta_budget = float(policy.get("delta_budget") or 0.0)
+    exact = {"spent": spent, "pending": pending}
+    exact |= {"delta_spent": delta_spent, "delta_pending": delta_pending}
     return Budget(
         dataset=dataset,
-        epsilon_budget=policy.get("epsilon_budget"),
-        spent=spent,
-        pending=pending,
-        delta_budget=float(policy.get("delta_budget") or 0.0),
-        delta_spent=delta_spent,
-        delta_pending=delta_pending,
+        epsilon_budget=limit,
+        spent=float(spent),
+        pending=float(pending),
+        delta_budget=delta_budget,
+        delta_spent=float(delta_spent),
+        delta_pending=float(delta_pending),
+        # Earlier policies had no minimum: the default applies to them too.
+        min_epsilon=float(policy.get("min_epsilon") or MIN_EPSILON),
+        exact=exact | {"epsilon_budget": amount(limit), "delta_budget": amount(delta_budget)},
     )
 
 
@@ -215,4 +225,4 @@ def _number(value: Any) -> float:
     refuses such a request as invalid and spends nothing on it."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return 0.0
-    return float(value)
+    return max(float(value), 0.0)

@@ -127,7 +127,31 @@ def request_detail(domain: Domain, req: OwnerRequest) -> str:
         body += "<h4>Policy that applies</h4>" + _policy(combined_policy(domain, known).describe())
     if req.kind == "dp" and req.dataset:
         body += "<h4>Privacy cost</h4>" + _cost(domain, req)
+    if status not in ("released", "denied") and req.datasets:
+        body += _earlier(domain, req)
     return card(f"Request {req.id[:8]}", body, subtitle=f"{kind_label(req)} from {req.scientist}")
+
+
+def _earlier(domain: Domain, req: OwnerRequest) -> str:
+    """What this scientist already has on these datasets: the other half of a difference."""
+    from rds.domain.overlap import earlier_releases
+
+    earlier = earlier_releases(domain, req)
+    title = f"<h4>Already released to {esc(req.scientist)} on these datasets</h4>"
+    if not earlier:
+        return title + "<p>Nothing yet: this would be the first release.</p>"
+    rows = [
+        (
+            e.released_at[:19].replace("T", " "),
+            KIND_LABELS.get(e.kind, e.kind),
+            badge(e.note, "warn" if e.same_but_conditions else "info"),
+            e.text if len(e.text) <= 300 else e.text[:300] + " …",
+        )
+        for e in earlier
+    ]
+    return title + table(
+        ["released", "kind", "overlap", "query or code"], rows, html_columns={"overlap"}
+    )
 
 
 def _policy(summary: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Any:
     test makes requests of its own)."""
     d = rds.Domain.create("Two", path=tmp_path_factory.mktemp("intake") / "two")
     lax = pd.DataFrame({"k": range(300), "v": [i % 7 for i in range(300)]})
-    everything = rds.Policy(auto_release="checked-sql", non_sensitive=("k", "v"))
+    everything = rds.Policy(auto_release="dp", epsilon_budget=5.0, non_sensitive=("k", "v"))
     d.publish("lax", lax, description="open", policy=everything)
     d.publish("patients", patients(), description="strict", policy=rds.Policy())
     creds = d.add_scientist("eve@uni.example.org")
@@ -52,7 +52,7 @@ def test_header_naming_a_lax_dataset_while_the_query_reads_another(two: Any) -> 
     domain, session = two
     sql = "SELECT * FROM patients"
     request_id = _forge(session, sql_function(("lax",)), _sql_meta(sql, ["lax"]), ["lax"])
-    assert domain.auto_release(request_id) is None  # lax's checked-sql policy does not apply
+    assert domain.auto_release(request_id) is None  # lax's policy does not apply
     req = domain.request(request_id)
     assert req.kind == "invalid" and req.listed_status == "invalid"
     assert "['lax']" in req.problem and "['patients']" in req.problem

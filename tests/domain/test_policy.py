@@ -26,6 +26,9 @@ def test_defaults_are_acros() -> None:
         ({"p_ratio": 1.0}, r"\[0, 1\)"),
         ({"on_fail": "ignore"}, "'block' or 'suppress'"),
         ({"auto_release": "all"}, "auto_release"),
+        ({"auto_release": "checked-sql"}, "no longer offered"),
+        ({"min_epsilon": 0}, "min_epsilon"),
+        ({"min_epsilon": float("nan")}, "min_epsilon"),
         ({"epsilon_budget": -1}, "finite"),
         ({"epsilon_budget": float("inf")}, "finite"),
         ({"delta_budget": 1}, "delta_budget"),
@@ -44,7 +47,8 @@ def test_round_trip_through_description() -> None:
         on_fail="suppress",
         identifying=["patient_id"],
         epsilon_budget=2.0,
-        auto_release="checked-sql",
+        min_epsilon=0.05,
+        auto_release="dp",
         limits=rds.SandboxLimits(wall_seconds=30),
     )
     assert rds.Policy.from_description(policy.describe()) == policy
@@ -105,7 +109,12 @@ def test_publish_declares_categories_and_privacy_unit(
     clinic = next(c for c in meta["schema"] if c["name"] == "clinic")
     assert clinic["categories"] == ["a", "b", "c"]
     assert domain.dataset_info("visits")["needs_cap"] is True  # person 1 has 30 rows
+    # The owner learns how much the cap leaves out; scientists do not.
+    assert meta["capped"] == {"units": 3, "capped": 3, "rows_beyond": 28 + 8 + 8}
+    (published,) = domain.ledger.events(event="published", dataset="visits")
+    assert published.data["capped"] == meta["capped"]
     session._fetched = 0.0
+    assert "capped" not in session.dataset("visits")._record.meta
     assert session.dataset("visits").schema.set_index("name").loc["clinic", "categories"] == [
         "a",
         "b",

@@ -8,6 +8,7 @@ import pytest
 
 import rds
 from rds.errors import InvalidInput, RDSError
+from rds.privacy.report import scientist_text
 
 BY_WARD = (
     "SELECT ward, COUNT(*) AS n, AVG(age) AS mean_age FROM patients GROUP BY ward ORDER BY ward"
@@ -145,24 +146,39 @@ def test_join_of_two_datasets(domain: rds.Domain, session: rds.Session) -> None:
     review = domain.request(req.id)
     assert review.datasets == ["patients", "wards"]
     preview = review.run()
-    assert preview.checks.verdict == "pass"
+    # Across a join rds cannot count the people behind a cell: the owner judges it.
+    assert preview.checks.verdict == "fail" and preview.checks.failed[0].rule == "shape"
+    assert "join" in preview.checks.failed[0].explanation
     assert preview.result["floor"].tolist() == [1, 2, 3]
+    with pytest.raises(rds.RDSError, match="justification"):
+        review.approve()
+    review.approve(justification="three wards per floor, hundreds of patients each")
+    assert req.result(timeout=30, progress=False)["floor"].tolist() == [1, 2, 3]
+    (shape,) = [c for c in req.checks.checks if c.rule == "shape"]
+    assert shape.explanation == scientist_text("shape", "fail")  # no figures, no query text
 
 
-def test_auto_release_of_checked_sql(domain: rds.Domain, session: rds.Session) -> None:
-    domain.set_policy("patients", rds.Policy(auto_release="checked-sql"))
+def test_exact_results_always_wait_for_a_human(domain: rds.Domain, session: rds.Session) -> None:
+    """No exact answer leaves without the owner, whatever its checks would say: a query that
+    passes every check and one that fails look the same to the scientist."""
+    with pytest.raises(rds.InvalidInput, match="no longer offered"):
+        rds.Policy(auto_release="checked-sql")
+    domain.set_policy("patients", rds.Policy(auto_release="dp", epsilon_budget=1.0))
     session._fetched = 0.0
     ds = session.dataset("patients")
-    good = ds.sql(BY_WARD, reason="auto")
-    assert good.status == "released"
-    assert len(good.result(timeout=30, progress=False)) == 3
-    (decision,) = domain.ledger.events(event="approved", request=good.id)
-    assert decision.actor == "policy:checked-sql" and decision.data["policy"] == "checked-sql"
-    bad = ds.sql(SMALL_CELLS, reason="waits for a human")
-    assert bad.status == "awaiting review"  # ran under the policy; a human decides
-    assert domain.request(bad.id).status == "ran"
+    good, bad = ds.sql(BY_WARD, reason="passes"), ds.sql(SMALL_CELLS, reason="fails")
+    for req in (good, bad):
+        assert domain.auto_release(req.id) is None
+        assert req.status == "awaiting review"
+        assert domain.request(req.id).status == "submitted"  # not even run
+        assert not domain.ledger.events(event="approved", request=req.id)
 
     def fn(df):
         return len(df)
 
     assert ds.request(fn, reason="python waits").status == "awaiting review"
+
+
+def test_a_stored_checked_sql_policy_reads_as_dp() -> None:
+    stored = rds.Policy(auto_release="dp").describe() | {"auto_release": "checked-sql"}
+    assert rds.Policy.from_description(stored).auto_release == "dp"

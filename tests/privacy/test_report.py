@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rds.errors import InvalidInput
-from rds.privacy.report import Check, CheckReport
+from rds.privacy.report import SCIENTIST_TEXT, Check, CheckReport, scientist_text
 
 SMALL = Check(
     "threshold", "fail", "1 of 4 cells has fewer than 10 records.", {"cells": [[2, "n", 3]]}
@@ -45,15 +45,36 @@ def test_numbers_are_stored_as_plain_json() -> None:
     json.dumps(check.numbers, allow_nan=False)
 
 
-def test_the_scientist_sees_verdicts_and_explanations_only() -> None:
+def test_the_scientist_sees_verdicts_and_fixed_sentences_only() -> None:
+    """No figure from the data reaches the scientist through a check: the owner's
+    explanation (with its counts) is replaced by the rule's fixed sentence."""
     report = CheckReport((SMALL, DOMINANT, FINE))
     seen = report.for_scientist()
     assert [c.numbers for c in seen.checks] == [{}, {}, {}]
-    assert [(c.rule, c.verdict, c.explanation) for c in seen.checks] == [
-        (c.rule, c.verdict, c.explanation) for c in report.checks
+    assert [(c.rule, c.verdict) for c in seen.checks] == [
+        (c.rule, c.verdict) for c in report.checks
     ]
-    assert "3" not in json.dumps(seen.to_dict()).replace("of 4", "")
+    assert [c.explanation for c in seen.checks] == [
+        scientist_text(c.rule, c.verdict) for c in report.checks
+    ]
+    assert not any(ch.isdigit() for ch in json.dumps(seen.to_dict()))
     assert report.checks[0].numbers  # the owner's copy keeps them
+
+
+def test_every_fixed_sentence_is_free_of_figures() -> None:
+    assert SCIENTIST_TEXT and not any(
+        ch.isdigit() for text in SCIENTIST_TEXT.values() for ch in text
+    )
+    assert scientist_text("new_rule", "warn") == "new_rule: warn."
+
+
+def test_a_public_check_keeps_its_explanation_for_the_scientist() -> None:
+    dp = Check(
+        "differential_privacy", "pass", "ε=0.5 spent, Laplace scale 4", {"e": 0.5}, public=True
+    )
+    (seen,) = CheckReport((dp,)).for_scientist().checks
+    assert seen.explanation == dp.explanation and seen.numbers == {}
+    assert CheckReport.from_dict(CheckReport((dp,)).to_dict()).checks == (dp,)
 
 
 def test_json_round_trip() -> None:

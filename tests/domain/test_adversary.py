@@ -1,0 +1,214 @@
+"""The automatic release path against a scientist who attacks it (issue 12's classes).
+
+Real embedded domain, real sandbox, real DuckDB and OpenDP. Each test plays an attack a red
+team used and asserts that the private value is not recovered — not only that a check fires:
+
+- differencing with exact answers (one request with two FILTER columns, or two requests):
+  nothing exact leaves without the owner, and the desk shows the owner the other half;
+- differencing with DP answers: the noise of the difference swamps one person's value;
+- the error oracle: a DP query built to fail on one person's row is refused before any run,
+  whatever the person's value, so what the scientist sees does not depend on it;
+- ε arithmetic: tiny and sub-minimum ε are refused, the budget holds exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import rds
+from rds._syft.submission import sql_function
+
+TARGET = 17  # the customer whose total the attacker wants
+AMOUNT_MAX = 500.0
+
+
+def _transactions(target_amount: float) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    ids = np.repeat(np.arange(300), 3)
+    frame = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "region": np.where(ids % 2 == 0, "north", "south"),
+            "amount": rng.uniform(1, 200, len(ids)).round(2),
+        }
+    )
+    frame.loc[frame.customer_id == TARGET, "amount"] = target_amount / 3
+    return frame
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[rds.Domain, rds.Session]]:
+    domain = rds.Domain.create("Shop", path=tmp_path_factory.mktemp("adversary") / "shop")
+    domain.publish(
+        "tx",
+        _transactions(387.42),
+        description="transactions",
+        bounds={"amount": (0, AMOUNT_MAX)},
+        categories={"region": ["north", "south"]},
+        privacy_unit="customer_id",
+        max_contributions=3,
+        policy=rds.Policy(auto_release="dp", epsilon_budget=3.0, on_fail="suppress"),
+    )
+    creds = domain.add_scientist("mallory@uni.example.org")
+    session = rds.connect(domain, email=creds.email, password=creds.password)
+    yield domain, session
+    domain.close()
+
+
+def _forge(session: rds.Session, meta: dict[str, Any]) -> str:
+    """A hand-made submission: the scientist's client checks nothing on its way."""
+    record = next(r for r in session._conn.datasets() if r.name == "tx")
+    source = sql_function(("tx",))
+    return str(session._conn.submit(source=source, datasets=[record], meta=meta))
+
+
+def _dp_meta(sql: str, epsilon: float) -> dict[str, Any]:
+    return {"v": 1, "kind": "dp", "sql": sql, "datasets": ["tx"], "dataset": "tx"} | {
+        "reason": "attack",
+        "epsilon": epsilon,
+        "delta": 0.0,
+    }
+
+
+def test_exact_differencing_in_one_request_waits_for_the_owner(shop: Any) -> None:
+    domain, session = shop
+    sql = (
+        "SELECT sum(amount) AS everyone, sum(amount) FILTER (WHERE customer_id <> 17) AS others "
+        "FROM tx"
+    )
+    req = session.dataset("tx").sql(sql, reason="totals")
+    assert domain.auto_release(req.id) is None
+    assert req.status == "awaiting review"
+    with pytest.raises(rds.RequestTimeout):
+        req.result(timeout=1, progress=False)
+    # The owner's checks cannot see the difference either; that is why a human decides.
+    preview = domain.request(req.id).run()
+    difference = preview.result["everyone"][0] - preview.result["others"][0]
+    assert difference == pytest.approx(387.42)
+    domain.request(req.id).deny("a difference of two totals is one customer's total")
+
+
+def test_exact_differencing_in_two_requests_is_shown_to_the_owner(shop: Any) -> None:
+    domain, session = shop
+    ds = session.dataset("tx")
+    first = ds.sql("SELECT region, sum(amount) AS s FROM tx GROUP BY region", reason="by region")
+    second = ds.sql(
+        "SELECT region, sum(amount) AS s FROM tx WHERE customer_id <> 17 GROUP BY region",
+        reason="by region, again",
+    )
+    for req in (first, second):
+        assert domain.auto_release(req.id) is None and req.status == "awaiting review"
+    owner_first = domain.request(first.id)
+    owner_first.run()
+    owner_first.approve()
+    (earlier,) = domain.request(second.id).earlier_releases()
+    assert earlier.request == first.id and earlier.same_but_conditions
+    assert "subtracting" in earlier.note
+    # The desk shows it under the request.
+    from rds.widgets.review_html import request_detail
+
+    html = request_detail(domain, domain.request(second.id))
+    assert "Already released to mallory@uni.example.org" in html and "subtracting" in html
+
+
+def test_dp_differencing_does_not_recover_one_person(shop: Any) -> None:
+    """Two DP sums, one without the target: the difference's 95% interval is far wider than
+    the largest total a customer can have, so the answer says nothing about the target."""
+    _, session = shop
+    ds = session.dataset("tx")
+    sql = "SELECT region, SUM(amount) AS s FROM tx WHERE region = 'south' GROUP BY region"
+    with_target = ds.sql(sql.replace("'south'", "'north'"), epsilon=0.5, reason="a")
+    without = ds.sql(
+        sql.replace("'south'", "'north'").replace("WHERE", "WHERE customer_id <> 17 AND"),
+        epsilon=0.5,
+        reason="b",
+    )
+    a = with_target.result(timeout=60, progress=False).set_index("region").loc["north"]
+    b = without.result(timeout=60, progress=False).set_index("region").loc["north"]
+    half_widths = (a["s_ci_high"] - a["s_ci_low"]) / 2 + (b["s_ci_high"] - b["s_ci_low"]) / 2
+    assert half_widths > 3 * AMOUNT_MAX  # one customer adds at most 3 rows of 500
+
+
+ORACLES = [
+    # each fails at run time only when the target's amount has some property
+    "SELECT COUNT(*) AS n FROM tx WHERE CASE WHEN customer_id = 17 AND amount > 100 "
+    "THEN CAST('x' AS INTEGER) ELSE 1 END = 1",
+    "SELECT COUNT(*) AS n FROM tx WHERE CAST(CASE WHEN customer_id = 17 AND amount > 100 "
+    "THEN 'x' ELSE '1' END AS INTEGER) = 1",
+    "SELECT COUNT(*) AS n FROM tx WHERE (CASE WHEN customer_id = 17 AND amount > 100 "
+    "THEN 'x' ELSE '1' END)::INTEGER = 1",
+    "SELECT COUNT(*) AS n FROM tx WHERE 1 / (CASE WHEN customer_id = 17 AND amount > 100 "
+    "THEN 0 ELSE 1 END) = 1",
+    "SELECT COUNT(*) AS n FROM tx WHERE customer_id * (CASE WHEN amount > 100 "
+    "THEN 9223372036854775807 ELSE 1 END) > 0",
+    "SELECT COUNT(*) AS n FROM tx WHERE region = (CASE WHEN customer_id = 17 AND amount > 100 "
+    "THEN 1 ELSE 2 END)",
+]
+
+
+@pytest.mark.parametrize("sql", ORACLES, ids=range(len(ORACLES)))
+def test_a_dp_query_built_to_fail_on_one_row_tells_nothing(shop: Any, sql: str) -> None:
+    """Sent by hand, past the client's own check: the domain refuses it before any run, so
+    the scientist sees the same thing whether the target's amount is above 100 or not."""
+    domain, session = shop
+    request_id = _forge(session, _dp_meta(sql, 0.05))
+    outcome = domain.auto_release(request_id)
+    req = domain.request(request_id)
+    assert outcome is None and req.listed_status == "invalid", (outcome, req.problem)
+    assert not domain.ledger.events(event="ran", request=request_id)
+    assert not domain.ledger.events(event="epsilon_reserved", request=request_id)
+    with pytest.raises(rds.InvalidInput, match="Refused for a DP query"):
+        session.dataset("tx").sql(sql, epsilon=0.05, reason="through the client")
+
+
+@pytest.mark.parametrize("epsilon", [1e-9, 1e-300, 0.005])
+def test_epsilon_below_the_minimum_is_refused_on_both_sides(shop: Any, epsilon: float) -> None:
+    domain, session = shop
+    sql = "SELECT region, COUNT(*) AS n FROM tx GROUP BY region"
+    with pytest.raises(rds.EpsilonTooSmall):
+        session.dataset("tx").sql(sql, epsilon=epsilon, reason="tiny")
+    request_id = _forge(session, _dp_meta(sql, epsilon))
+    assert domain.auto_release(request_id) == "denied"
+    req = domain.request(request_id)
+    assert req.status == "denied" and "minimum" in (req.deny_reason or "")
+    assert not domain.ledger.events(event="ran", request=request_id)
+
+
+def test_every_reservation_is_settled_exactly_once(shop: Any) -> None:
+    """Reserved ε comes back for a request whose run crashed before recording anything, and
+    for one that failed in the sandbox; a released one is spent once; nothing stays open."""
+    from rds.privacy import budget
+
+    domain, session = shop
+    ds = session.dataset("tx")
+    sql = "SELECT region, COUNT(*) AS n FROM tx GROUP BY region"
+    crashed = _forge(session, _dp_meta(sql, 0.1))  # not yet picked up
+    budget.reserve(  # what run() does first; then the process is killed
+        domain.ledger,
+        actor=domain.owner,
+        scientist=session.email,
+        dataset="tx",
+        request=crashed,
+        epsilon=0.1,
+        delta=0.0,
+        epsilon_budget=3.0,
+        delta_budget=0.0,
+    )
+    assert crashed in budget.open_reservations(domain.ledger.entries())
+    domain.request(crashed).deny("the run was lost; please resend")
+    released = ds.sql(sql, epsilon=0.1, reason="fine")
+    assert released.result(timeout=60, progress=False) is not None
+    entries = domain.ledger.entries()
+    for request_id, event in ((crashed, "epsilon_refunded"), (released.id, "epsilon_spent")):
+        settled = [
+            e.event
+            for e in entries
+            if e.event in {"epsilon_spent", "epsilon_refunded"} and e.data["request"] == request_id
+        ]
+        assert settled == [event], (request_id, settled)
+    assert budget.open_reservations(entries) == []
