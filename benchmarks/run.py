@@ -9,7 +9,9 @@
    same function applied to the same data already in memory.
 3. DP SQL: a differentially private GROUP BY COUNT+AVG through rds, against raw DuckDB on the
    same Parquet and OpenDP's own Polars API at the same ε (``benchmarks/dp_sql.py``).
-4. The Remote Data panel rendering 1,000 datasets in JupyterLab, against a plain DOM list of
+4. Exact SQL checks: the query rewritten to count the people behind every cell, against the
+   plain query on the same Parquet file (``benchmarks/checks.py``).
+5. The Remote Data panel rendering 1,000 datasets in JupyterLab, against a plain DOM list of
    the same items in the same page (``benchmarks/panel.py``; the goal is ≤ 300 ms).
 """
 
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import panel  # benchmarks/ is on sys.path when run as a script
+from checks import checks_path
 from dp_sql import dp_path
 
 import rds
@@ -207,9 +210,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--waiting", type=int, default=200)
-    parser.add_argument("--only", choices=["fixed", "listing", "data", "dp", "panel"], nargs="+")
+    parser.add_argument(
+        "--only", choices=["fixed", "listing", "data", "checks", "dp", "panel"], nargs="+"
+    )
     args = parser.parse_args()
-    only = set(args.only or ["fixed", "listing", "data", "dp", "panel"])
+    only = set(args.only or ["fixed", "listing", "data", "checks", "dp", "panel"])
     with tempfile.TemporaryDirectory(prefix="rds-bench-") as tmp:
         if "fixed" in only:
             fixed_cost(Path(tmp), args.repeat)
@@ -217,6 +222,8 @@ def main() -> None:
             waiting_listing(Path(tmp), args.waiting, args.repeat)
         if "data" in only:
             data_path(Path(tmp), args.rows, args.repeat)
+        if "checks" in only:
+            checks_path(Path(tmp), args.rows, args.repeat)
         if "dp" in only:
             dp_path(Path(tmp), args.rows, args.repeat)
         if "panel" in only:
