@@ -212,3 +212,38 @@ def test_every_reservation_is_settled_exactly_once(shop: Any) -> None:
         ]
         assert settled == [event], (request_id, settled)
     assert budget.open_reservations(entries) == []
+
+
+def test_replicated_rows_are_not_released_and_fail_their_check(shop: Any) -> None:
+    """The red team's replication: single rows, CROSS JOIN'd with a 20-row relation, grouped
+    by the row — every cell "has 20 records". Nothing leaves without the owner, and the
+    owner's check says the query cannot be judged cell by cell."""
+    domain, session = shop
+    sql = (
+        "WITH top AS (SELECT customer_id, amount FROM tx ORDER BY amount DESC LIMIT 25), "
+        "twenty AS (SELECT customer_id AS c FROM tx LIMIT 20) "
+        "SELECT top.customer_id, top.amount, count(*) AS n FROM top CROSS JOIN twenty "
+        "GROUP BY top.customer_id, top.amount"
+    )
+    req = session.dataset("tx").sql(sql, reason="top spenders")
+    assert domain.auto_release(req.id) is None and req.status == "awaiting review"
+    checks = domain.request(req.id).run().checks
+    assert checks.verdict == "fail" and checks.failed[0].rule == "shape"
+
+
+def test_what_the_scientist_reads_of_a_check_has_no_figure(shop: Any) -> None:
+    """The suppression oracle: a query whose number of removed rows equals a private value
+    (here: the target's amount in cents, as a count of one-row groups). Released by the owner
+    under on_fail="suppress", the scientist's check report carries fixed sentences only."""
+    domain, session = shop
+    sql = "SELECT customer_id, count(*) AS n FROM tx WHERE customer_id < 40 GROUP BY customer_id"
+    req = session.dataset("tx").sql(sql, reason="per customer")
+    owner = domain.request(req.id)
+    preview = owner.run()
+    threshold = next(c for c in preview.checks.checks if c.rule == "threshold")
+    assert threshold.verdict == "warn" and "40 of 40 rows" in threshold.explanation  # owner
+    owner.approve(note="all rows suppressed")
+    assert len(req.result(timeout=30, progress=False)) == 0
+    seen = req.checks.to_dict()
+    assert not any(ch.isdigit() for check in seen["checks"] for ch in check["explanation"])
+    assert all(not check["numbers"] for check in seen["checks"])
