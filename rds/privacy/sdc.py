@@ -7,8 +7,11 @@ to release with a ``CheckReport``. How a query is judged depends on the plan's s
 - **aggregate** (over one dataset): each cell by the aggregates in its expression, counting
   **people** — distinct privacy units; rows only for a dataset that declares none.
   ``threshold``: fewer than ``min_cell_count`` people. ``dominance``: the N largest
-  per-person totals (absolute values) exceed k of the cell's total. ``p_ratio``: what the
-  others add up to is less than p of the largest person's total. ``zeros``: a count of 0, a
+  per-person totals (absolute values) make up k or more of the cell's total. ``p_ratio``:
+  what the others add up to is less than p of the largest person's total. A cell whose
+  values are all ≤ 0 is judged by their sizes; one with both negative and positive values
+  fails both rules, as ACRO asks for a review of it: the others can cancel out, so the
+  largest can be worked out from the total whatever its share. ``zeros``: a count of 0, a
   sum/average whose every contribution is 0 (one that cancels out is not), or a combination
   of the ``GROUP BY`` keys that does not occur — judged over the full cross product of the
   keys' values, as ACRO does (declared categories for a plain declared column that the WHERE
@@ -165,6 +168,7 @@ class _Judged:
         # Per cell, the worst figure over its aggregates: fewest records, largest top-N
         # share, smallest remainder-to-largest ratio.
         self.figures = {r: np.full(shape, v) for r, v in _WORST.items()}
+        self.mixed = np.zeros(shape, dtype=bool)  # both negative and positive values
         n_top, k = rules.dominance
         for a in plan.aggregates:
             if a.kind == "extreme":
@@ -178,11 +182,18 @@ class _Judged:
                 share = top[:, :n_top].sum(axis=1) / np.where(total > 0, total, 1.0)
                 largest = np.where(top[:, 0] > 0, top[:, 0], np.nan)
                 ratio = np.nan_to_num((total - top[:, :2].sum(axis=1)) / largest, nan=np.inf)
-                # The slack keeps float rounding from failing a rule set to k = 1 or p = 0.
-                found["dominance"] = ((total > 0) & (share > k + 1e-9), share)
-                found["p_ratio"] = ((total > 0) & (ratio < rules.p_ratio - 1e-9), ratio)
+                # ACRO's k or more; the slacks keep float rounding from missing a share of
+                # exactly k, or failing a rule set to p = 0.
+                mixed = _numbers(stats[a.mixed]) > 0 if a.mixed else np.zeros(len(stats), bool)
+                dominated = (total > 0) & (share >= k - 1e-9)
+                exposed = (total > 0) & (ratio < rules.p_ratio - 1e-9)
+                found["dominance"] = (dominated | mixed, share)
+                found["p_ratio"] = (exposed | mixed, ratio)
                 found["zeros"] = (total == 0, total)
+            else:
+                mixed = np.zeros(len(stats), dtype=bool)
             for j in (self.cells.index(p) for p in a.columns):
+                self.mixed[:, j] |= mixed
                 for rule, (mask, figure) in found.items():
                     self.fails[rule][:, j] |= mask
                     if rule in _WORST:
@@ -218,7 +229,7 @@ class _Judged:
         one = "person's" if who == "people" else "record's"
         what = {
             "threshold": f"fewer than {rules.min_cell_count} {who}",
-            "dominance": f"{n_top} {who} making up more than {k:.0%} of its total",
+            "dominance": f"{n_top} {who} making up {k:.0%} or more of its total",
             "p_ratio": f"contributions besides its two largest {who} adding up to less than "
             f"{rules.p_ratio:.0%} of the largest {one}",
             "zeros": "the value zero (no record, or only zeros, contributed)",
@@ -235,7 +246,16 @@ class _Judged:
             parts, handled = [], suppress
             if mask.any():
                 done = " (suppressed)" if suppress else ""
-                parts.append(f"{_of(int(mask.sum()), total, 'cell')} {what[rule]}{done}")
+                signed = rule in ("dominance", "p_ratio")
+                signs = mask & self.mixed if signed else np.zeros_like(mask)
+                if (mask & ~signs).any():
+                    plain = int((mask & ~signs).sum())
+                    parts.append(f"{_of(plain, total, 'cell')} {what[rule]}{done}")
+                if signs.any():
+                    parts.append(
+                        f"{_of(int(signs.sum()), total, 'cell')} both negative and positive "
+                        f"values, which can cancel out (for review, as in ACRO){done}"
+                    )
             if rule == "threshold" and self.small.any() and (self.plan.grouped or not self.cells):
                 numbers["small_groups"] = np.flatnonzero(self.small)[:_LIMIT].tolist()
                 numbers["smallest_group"] = int(self.group.min())

@@ -14,10 +14,10 @@ them off and judges them. The top-level ``SELECT`` decides how a query is judged
   distinct **privacy units** (people) behind it — the dataset's declared ``privacy_unit``,
   else each row is a unit; sums and averages also the sum of absolute values and the
   largest **per-person totals** (a person's rows in the cell added up), so one person with
-  many rows dominates as one person; other statistics (stddev, corr, …) a unit count; MIN,
-  MAX, MEDIAN, LIST, … return a record's value, so nothing is computed for them. The query's
-  ``GROUP BY`` keys come back too, so the checker can see which combinations of them do not
-  occur (class disclosure).
+  many rows dominates as one person, and whether the values have both signs; other
+  statistics (stddev, corr, …) a unit count; MIN, MAX, MEDIAN, LIST, … return a record's
+  value, so nothing is computed for them. The query's ``GROUP BY`` keys come back too, so
+  the checker can see which combinations of them do not occur (class disclosure).
 - **record** (no aggregate; also ``SELECT DISTINCT``): the plan lists every column the query
   mentions anywhere (``WHERE``, joins, ``ORDER BY``, ``*``) that is not marked non-sensitive.
 - **unsupported** (top-level set operations, ``DISTINCT`` with aggregates, ``*`` or a
@@ -64,7 +64,8 @@ class AggregateStat:
     ``kind`` is ``"count"``, ``"additive"`` (sum, avg, …), ``"statistic"`` (stddev, corr, …:
     threshold only) or ``"extreme"`` (returns a record's value; nothing is computed).
     ``count`` holds the distinct privacy units behind the cell, ``total`` the sum of absolute
-    values, ``top`` the largest per-unit totals.
+    values, ``top`` the largest per-unit totals, ``mixed`` whether the cell has both negative
+    and positive values.
     """
 
     function: str
@@ -73,6 +74,7 @@ class AggregateStat:
     count: str | None = None
     total: str | None = None
     top: str | None = None
+    mixed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ class CellStatsPlan:
 
     @property
     def stat_columns(self) -> tuple[str, ...]:
-        names = [n for a in self.aggregates for n in (a.count, a.total, a.top) if n]
+        names = [n for a in self.aggregates for n in (a.count, a.total, a.top, a.mixed) if n]
         names += self.key_columns
         return (*names, self.group_count) if self.group_count else tuple(names)
 
@@ -140,8 +142,8 @@ def plan_cell_stats(
     Examples
     --------
     >>> plan = plan_cell_stats("SELECT ward, sum(cost) AS total FROM visits GROUP BY ward")
-    >>> plan.shape, plan.stat_columns
-    ('aggregate', ('__rds_0_n', '__rds_0_abs', '__rds_0_top', '__rds_k0', '__rds_rows'))
+    >>> plan.shape, plan.stat_columns[:4]
+    ('aggregate', ('__rds_0_n', '__rds_0_abs', '__rds_0_top', '__rds_0_mixed'))
     """
     import sqlglot
     from sqlglot import exp
@@ -430,12 +432,22 @@ def _stat(
     counted = f"CASE WHEN {where} THEN {value} END" if where else value
     window = f"SUM({counted}) OVER (PARTITION BY {by}) AS {mine}"
     selects.append(f"MAX({mine}, {top_n}) FILTER (WHERE {_FIRST} = 1) AS {top}")
-    stat = AggregateStat(function=name, kind=kind, columns=columns, count=n, total=total, top=top)
+    mixed = f"{PREFIX}{i}_mixed"
+    selects.append(f"{_mixed(text[0], where)} AS {mixed}")
+    stat = AggregateStat(name, kind, columns, count=n, total=total, top=top, mixed=mixed)
     return stat, selects, [window]
 
 
 def _filtered(aggregate: str, where: str | None, alias: str) -> str:
     return f"{aggregate}{f' FILTER (WHERE {where})' if where else ''} AS {alias}"
+
+
+def _mixed(argument: str, where: str | None) -> str:
+    """Whether a cell has both negative and positive values: then the others can cancel
+    out, and the largest be worked out from the total whatever its share."""
+    signed = f"CAST({argument} AS DOUBLE)"
+    kept = f" FILTER (WHERE {where})" if where else ""
+    return f"COALESCE(MIN({signed}){kept} < 0 AND MAX({signed}){kept} > 0, FALSE)"
 
 
 def _sensitive(
