@@ -29,14 +29,14 @@ class Policy:
     Parameters
     ----------
     min_cell_count
-        Threshold rule: each released cell must come from at least this many records
-        (ACRO's default, 10).
+        Threshold rule: each cell must come from at least this many people (distinct
+        privacy units; records when the dataset declares none) (ACRO's default, 10).
     dominance
-        ``(n, k)``: the ``n`` largest contributions to a cell may make up at most ``k`` of
-        its total (ACRO: 2 and 0.9).
+        ``(n, k)``: a cell fails when the ``n`` largest people's totals make up ``k`` or
+        more of it (ACRO: 2 and 0.9).
     p_ratio
-        The records other than the two largest must add up to at least ``p_ratio`` of the
-        largest (ACRO: 0.1).
+        The people other than the two largest must add up to at least ``p_ratio`` of the
+        largest person's total (ACRO: 0.1).
     on_fail
         ``"block"``: a result with a failing cell waits for the owner, who must write a
         justification to release it. ``"suppress"``: failing cells are blanked and the rest

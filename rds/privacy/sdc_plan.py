@@ -35,6 +35,8 @@ The rewritten query computes the people counts with windows over the query's own
     ) AS t GROUP BY <keys> HAVING …
 """
 
+# ruff: noqa: S608  (SQL is built from sqlglot's rendering of the checked tree, quoted
+# identifiers and rds's own __rds_ names; nothing is pasted from the request as text)
 from __future__ import annotations
 
 import functools
@@ -196,25 +198,19 @@ def plan_cell_stats(
         for whole, call in called:  # the same aggregate in several columns is computed once
             seen = found.setdefault(whole.sql(dialect="duckdb"), (whole, call, []))[2]
             seen += [] if position in seen else [position]
-    by = ", ".join([*(k.sql(dialect="duckdb") for k in keys), _UNIT])
-    aggregates, extra, windows = [], [], []
-    for i, (whole, call, seen) in enumerate(found.values()):
-        stat, selects, window = _stat(i, whole, call, tuple(seen), top_n, by)
-        aggregates.append(stat)
-        extra.extend(selects)
-        windows.extend(window)
-    key_columns = tuple(f"{PREFIX}k{j}" for j in range(len(keys)))
-    extra += [f"{k.sql(dialect='duckdb')} AS {c}" for k, c in zip(keys, key_columns, strict=True)]
-    extra.append(f"COUNT(DISTINCT {_UNIT}) AS {PREFIX}rows")
     unit = (units or {}).get(source.name)
-    rewritten = tree.copy()
-    rewritten.set("from_", _people_rows(rewritten, source, unit, by, windows))
-    rewritten.set("where", None)
-    parsed = [sqlglot.parse_one(s, read="duckdb") for s in extra]
-    rewritten.set("expressions", [*rewritten.expressions, *parsed])
+    order = _order_keys(tree, names, {c.lower() for c in (columns or {}).get(source.name, ())})
+    if isinstance(order, str):
+        return unsupported(order)
+    rewrite = _Rewrite(tree, source, keys, unit, top_n)
+    aggregates = [
+        rewrite.add(i, whole, call, tuple(seen))
+        for i, (whole, call, seen) in enumerate(found.values())
+    ]
+    key_columns = tuple(f"{PREFIX}k{j}" for j in range(len(keys)))
     declared = (categories or {}).get(source.name, {})
     return CellStatsPlan(
-        sql=rewritten.sql(dialect="duckdb"),
+        sql=rewrite.sql(order),
         original_sql=sql,
         shape="aggregate",
         reason="aggregates records of one dataset",
@@ -294,25 +290,6 @@ def _group_keys(
     return keys
 
 
-def _people_rows(
-    tree: exp.Select, source: exp.Table, unit: str | None, by: str, windows: list[str]
-) -> exp.Expression:
-    """``FROM`` the query's rows (after its WHERE), each with its unit and per-unit totals."""
-    import sqlglot
-
-    # Text from sqlglot's rendering of the checked tree and quoted identifiers only.
-    alias = _q(source.alias_or_name)
-    where = tree.args.get("where")
-    condition = f" WHERE {where.this.sql(dialect='duckdb')}" if where is not None else ""
-    own = f"{alias}.{_q(unit)}" if unit else "row_number() OVER ()"
-    table = source.sql(dialect="duckdb")
-    rows = f"SELECT *, {own} AS {_UNIT} FROM {table}{condition}"  # noqa: S608
-    per_unit = [*windows, f"row_number() OVER (PARTITION BY {by}) AS {_FIRST}"]
-    inner = f"SELECT *, {', '.join(per_unit)} FROM ({rows}) AS {alias}"  # noqa: S608
-    outer = f"SELECT 1 FROM ({inner}) AS {alias}"  # noqa: S608
-    return sqlglot.parse_one(outer, read="duckdb").args["from_"]
-
-
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -389,57 +366,198 @@ def _inherit_lateral_aliases(
                     changed |= bool(new)
 
 
-def _stat(
-    i: int, unit: exp.Expression, call: exp.Func, columns: tuple[int, ...], top_n: int, by: str
-) -> tuple[AggregateStat, list[str], list[str]]:
-    """One aggregate's statistics: the SELECT items and the per-unit windows they need."""
+def _order_keys(
+    tree: exp.Select, names: tuple[str, ...], known: set[str]
+) -> list[tuple[str, str]] | str:
+    """The query's ORDER BY as (what to sort by, direction), re-applied once the statistics
+    are joined on (a join does not keep the order): an output by its position in the final
+    SELECT (``"#2"``), anything else by an expression computed beside the query's own."""
     from sqlglot import exp
 
-    name = _name(call)
-    kinds = {"count": _COUNTS, "additive": _ADDITIVE, "statistic": _STATISTICS}
-    kind = next((k for k, names in kinds.items() if name in names), "extreme")
-    if kind == "extreme":
-        return AggregateStat(function=name, kind=kind, columns=columns), [], []
-    where = unit.expression.this.sql(dialect="duckdb") if isinstance(unit, exp.Filter) else None
-    if isinstance(call, exp.Anonymous):
-        args = list(call.expressions)
-    else:
-        args = [
-            call.args[k] for k in call.arg_types if isinstance(call.args.get(k), exp.Expression)
-        ]
-    distinct = bool(args) and isinstance(args[0], exp.Distinct)
-    args = [*args[0].expressions, *args[1:]] if distinct else args
-    args = [a for a in args if not isinstance(a, exp.Star)]
-    text = [(a.this if isinstance(a, exp.Order) else a).sql(dialect="duckdb") for a in args]
-    n, total, top = f"{PREFIX}{i}_n", f"{PREFIX}{i}_abs", f"{PREFIX}{i}_top"
-    # The people behind the cell: those with a row the aggregate counts.
-    if name in {"count_if", "countif"} and text:
-        present = [f"({text[0]}) IS TRUE"]
-    else:
-        present = [f"({a}) IS NOT NULL" for a in (text[:1] if kind == "additive" else text)]
-    condition = " AND ".join([*present, *([f"({where})"] if where else [])])
-    people = _filtered(f"COUNT(DISTINCT {_UNIT})", condition or None, "").removesuffix(" AS ")
-    if kind == "count":  # a count is also its own cell size: COUNT(DISTINCT ward) = 2 is small
-        people = f"LEAST({people}, {unit.sql(dialect='duckdb')})"
-    selects = [f"{people} AS {n}"]
-    if kind != "additive":
-        return AggregateStat(function=name, kind=kind, columns=columns, count=n), selects, []
-    value = f"ABS(CAST({text[0]} AS DOUBLE))"
-    d = "DISTINCT " if distinct else ""
-    selects.append(_filtered(f"SUM({d}{value})", where, total))
-    # Each person's total in the group, on one of their rows; the largest of those.
-    mine = f"{PREFIX}{i}_mine"
-    counted = f"CASE WHEN {where} THEN {value} END" if where else value
-    window = f"SUM({counted}) OVER (PARTITION BY {by}) AS {mine}"
-    selects.append(f"MAX({mine}, {top_n}) FILTER (WHERE {_FIRST} = 1) AS {top}")
-    mixed = f"{PREFIX}{i}_mixed"
-    selects.append(f"{_mixed(text[0], where)} AS {mixed}")
-    stat = AggregateStat(name, kind, columns, count=n, total=total, top=top, mixed=mixed)
-    return stat, selects, [window]
+    order = tree.args.get("order")
+    if order is None:
+        return []
+    found = []
+    lowered = [n.lower() for n in names]
+    for ordered in order.expressions:
+        node = ordered.this
+        direction = "DESC" if ordered.args.get("desc") else "ASC"
+        nulls = ordered.args.get("nulls_first")
+        direction += " NULLS FIRST" if nulls else " NULLS LAST" if nulls is False else ""
+        if isinstance(node, exp.Literal) and not node.is_string:
+            position = int(node.name)
+            if not 1 <= position <= len(names):
+                return f"orders by position {position}, which is no output"
+            found.append((f"#{position}", direction))
+        elif (
+            isinstance(node, exp.Column)
+            and not node.table
+            and node.name.lower() in lowered
+            and node.name.lower() not in known
+        ):
+            found.append((f"#{lowered.index(node.name.lower()) + 1}", direction))
+        else:
+            found.append((node.sql(dialect="duckdb"), direction))
+    return found
 
 
-def _filtered(aggregate: str, where: str | None, alias: str) -> str:
-    return f"{aggregate}{f' FILTER (WHERE {where})' if where else ''} AS {alias}"
+class _Rewrite:
+    """The query, run over its rows with each row's privacy unit, plus the cells' statistics.
+
+    Without a unit every row is one: the statistics are plain aggregates beside the query's
+    own (one pass). With a unit they come from the rows grouped by (keys, unit) — one line
+    per person per cell — aggregated again by the keys and joined on (twice as fast as
+    windows over the rows)::
+
+        WITH __rds_data AS (SELECT *, unit AS __rds_unit FROM t WHERE <where>),
+             __rds_units AS (SELECT <keys>, __rds_unit, <per-person counts and totals> ...
+                             GROUP BY <keys>, __rds_unit),
+             __rds_cells AS (SELECT <keys>, <people>, <largest totals> ... GROUP BY <keys>)
+        SELECT <query's columns>, <statistics> FROM (<query over __rds_data>) AS o
+        LEFT JOIN __rds_cells AS s ON <keys> IS NOT DISTINCT FROM ... ORDER BY <query's>
+    """
+
+    def __init__(
+        self,
+        tree: exp.Select,
+        source: exp.Table,
+        keys: list[exp.Expression],
+        unit: str | None,
+        top_n: int,
+    ) -> None:
+        self.tree, self.source, self.unit, self.top_n = tree, source, unit, top_n
+        self.keys = [k.sql(dialect="duckdb") for k in keys]
+        self.key_columns = [f"{PREFIX}k{j}" for j in range(len(keys))]
+        # hidden columns of the query itself (name -> expression), computed in its own pass
+        self.inner: dict[str, str] = dict(zip(self.key_columns, self.keys, strict=True))
+        self.per_unit: list[str] = []  # per (keys, unit) line
+        self.per_cell: list[str] = []  # per cell, from those lines
+        self.outer: list[str] = []  # the statistics columns, in stat_columns order
+
+    def add(
+        self, i: int, unit: exp.Expression, call: exp.Func, columns: tuple[int, ...]
+    ) -> AggregateStat:
+        """Plan one aggregate's statistics; return where to read them."""
+        from sqlglot import exp
+
+        name = _name(call)
+        kinds = {"count": _COUNTS, "additive": _ADDITIVE, "statistic": _STATISTICS}
+        kind = next((k for k, names in kinds.items() if name in names), "extreme")
+        if kind == "extreme":
+            return AggregateStat(function=name, kind=kind, columns=columns)
+        filtered = isinstance(unit, exp.Filter)
+        where = unit.expression.this.sql(dialect="duckdb") if filtered else None
+        if isinstance(call, exp.Anonymous):
+            args = list(call.expressions)
+        else:
+            args = [
+                call.args[k] for k in call.arg_types if isinstance(call.args.get(k), exp.Expression)
+            ]
+        distinct = bool(args) and isinstance(args[0], exp.Distinct)
+        args = [*args[0].expressions, *args[1:]] if distinct else args
+        args = [a for a in args if not isinstance(a, exp.Star)]
+        text = [(a.this if isinstance(a, exp.Order) else a).sql(dialect="duckdb") for a in args]
+        n, total, top = f"{PREFIX}{i}_n", f"{PREFIX}{i}_abs", f"{PREFIX}{i}_top"
+        mixed = f"{PREFIX}{i}_mixed"
+        # The rows the aggregate counts: those that pass its FILTER and have its arguments.
+        if name in {"count_if", "countif"} and text:
+            present = [f"({text[0]}) IS TRUE"]
+        else:
+            present = [f"({a}) IS NOT NULL" for a in (text[:1] if kind == "additive" else text)]
+        condition = " AND ".join([*present, *([f"({where})"] if where else [])]) or "TRUE"
+        value = f"ABS(CAST({text[0]} AS DOUBLE))" if kind == "additive" else ""
+        d = "DISTINCT " if distinct else ""
+        if kind == "additive":
+            self.inner[total] = _filtered(f"SUM({d}{value})", where, None)
+            self.inner[mixed] = _mixed(text[0], where)
+        if self.unit is None:  # a row is a unit: one pass
+            # a count is its own record count; anything else counts the rows it reads
+            counted = unit.sql(dialect="duckdb") if kind == "count" else None
+            self.inner[n] = counted or f"COUNT(*) FILTER (WHERE {condition})"
+            self.outer.append(f"o.{n} AS {n}")
+            if kind == "additive":
+                self.inner[top] = _filtered(f"MAX({value}, {self.top_n})", where, None)
+                self.outer += [f"o.{total} AS {total}", f"o.{top} AS {top}"]
+                self.outer.append(f"o.{mixed} AS {mixed}")
+            return self._stat(name, kind, columns, n, total, top, mixed)
+        rows, mine = f"{PREFIX}{i}_rows", f"{PREFIX}{i}_mine"
+        self.per_unit.append(f"COUNT(*) FILTER (WHERE {condition}) AS {rows}")
+        self.per_cell.append(f"COUNT(*) FILTER (WHERE {rows} > 0) AS {n}")
+        people = f"COALESCE(s.{n}, 0)"
+        if kind == "count":  # a count is also its own cell size: COUNT(DISTINCT ward) = 2 is small
+            own = f"{PREFIX}{i}_self"
+            self.inner[own] = unit.sql(dialect="duckdb")
+            people = f"LEAST({people}, o.{own})"
+        self.outer.append(f"{people} AS {n}")
+        if kind == "additive":
+            self.per_unit.append(f"{_filtered(f'SUM({value})', where, None)} AS {mine}")
+            self.per_cell.append(f"MAX({mine}, {self.top_n}) AS {top}")
+            self.outer += [f"o.{total} AS {total}", f"s.{top} AS {top}", f"o.{mixed} AS {mixed}"]
+        return self._stat(name, kind, columns, n, total, top, mixed)
+
+    @staticmethod
+    def _stat(
+        name: str, kind: str, columns: tuple[int, ...], n: str, total: str, top: str, mixed: str
+    ) -> AggregateStat:
+        if kind != "additive":
+            return AggregateStat(function=name, kind=kind, columns=columns, count=n)
+        return AggregateStat(name, kind, columns, count=n, total=total, top=top, mixed=mixed)
+
+    def sql(self, order: list[tuple[str, str]]) -> str:
+        """The whole query: the original's columns, then ``stat_columns`` in their order."""
+        import sqlglot
+
+        inner = dict(self.inner)
+        sorting = []
+        for j, (by, direction) in enumerate(order):
+            if by.startswith("#"):  # an output: the final SELECT keeps the outputs first
+                sorting.append(f"{by[1:]} {direction}")
+            else:
+                inner[f"{PREFIX}o{j}"] = by
+                sorting.append(f"o.{PREFIX}o{j} {direction}")
+        stats = [*self.outer, *(f"o.{k} AS {k}" for k in self.key_columns)]
+        if self.unit is None:
+            inner[f"{PREFIX}rows"] = "COUNT(*)"
+            stats.append(f"o.{PREFIX}rows AS {PREFIX}rows")
+        else:
+            stats.append(f"COALESCE(s.{PREFIX}rows, 0) AS {PREFIX}rows")
+        # Text from sqlglot's rendering of the checked tree and quoted identifiers only.
+        alias = _q(self.source.alias_or_name)
+        query = self.tree.copy()
+        where = query.args.get("where")
+        condition = f" WHERE {where.this.sql(dialect='duckdb')}" if where is not None else ""
+        own = f"{alias}.{_q(self.unit)}" if self.unit else "NULL"
+        table = self.source.sql(dialect="duckdb")
+        ctes = [f"{PREFIX}data AS (SELECT *, {own} AS {_UNIT} FROM {table}{condition})"]
+        query.set("where", None)
+        reading = sqlglot.parse_one(f"SELECT 1 FROM {PREFIX}data AS {alias}", read="duckdb")
+        query.set("from_", reading.args["from_"])
+        hidden = [sqlglot.parse_one(f"{e} AS {c}", read="duckdb") for c, e in inner.items()]
+        query.set("expressions", [*query.expressions, *hidden])
+        joined = ""
+        if self.unit is not None:
+            named = [f"{k} AS {c}" for k, c in zip(self.keys, self.key_columns, strict=True)]
+            units = ", ".join([*named, _UNIT, *self.per_unit])
+            group = ", ".join([*self.keys, _UNIT])
+            ctes.append(
+                f"{PREFIX}units AS (SELECT {units} FROM {PREFIX}data AS {alias} GROUP BY {group})"
+            )
+            cells = ", ".join([*self.key_columns, f"COUNT(*) AS {PREFIX}rows", *self.per_cell])
+            regroup = f" GROUP BY {', '.join(self.key_columns)}" if self.key_columns else ""
+            ctes.append(f"{PREFIX}cells AS (SELECT {cells} FROM {PREFIX}units{regroup})")
+            on = [f"o.{k} IS NOT DISTINCT FROM s.{k}" for k in self.key_columns]
+            joined = f" LEFT JOIN {PREFIX}cells AS s ON {' AND '.join(on) or 'TRUE'}"
+        return (
+            f"WITH {', '.join(ctes)} "
+            f"SELECT o.* EXCLUDE ({', '.join(inner)}), {', '.join(stats)} "
+            f"FROM ({query.sql(dialect='duckdb')}) AS o{joined}"
+            + (f" ORDER BY {', '.join(sorting)}" if sorting else "")
+        )
+
+
+def _filtered(aggregate: str, where: str | None, alias: str | None) -> str:
+    text = f"{aggregate}{f' FILTER (WHERE {where})' if where else ''}"
+    return f"{text} AS {alias}" if alias else text
 
 
 def _mixed(argument: str, where: str | None) -> str:
