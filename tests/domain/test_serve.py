@@ -351,19 +351,25 @@ def _password(hospital: dict[str, Any]) -> str:
 
 
 # -- fairness --------------------------------------------------------------------------
-# X's queue: DP counts over a table whose GROUP BY key has a large public domain (every one
-# of its cells is released with noise), so each run takes a while; only DP requests are
-# run by the worker on its own, so that is what a heavy queue is made of.
+# X's queue: DP sums over a large table whose people have more rows than the declared cap,
+# so each run ranks every person's rows in the sandbox before it aggregates; only DP
+# requests are run by the worker on its own, so that is what a heavy queue is made of.
 HEAVY = "SELECT k, COUNT(*) AS n, SUM(v) AS s FROM big GROUP BY k"
 HEAVY_COUNT = 6
-KEYS = 200_000
+BIG_ROWS = 1_500_000
 
 
 def test_one_scientists_heavy_queue_does_not_hold_up_another(tmp_path: Path) -> None:
     """One run at a time: without fairness Y would wait for all of X's runs."""
     path = tmp_path / "fair"
     rng = np.random.default_rng(3)
-    big = pd.DataFrame({"k": rng.integers(0, KEYS, 4000), "v": rng.normal(size=4000)})
+    big = pd.DataFrame(
+        {
+            "p": rng.integers(0, BIG_ROWS // 5, BIG_ROWS),
+            "k": rng.integers(0, 4, BIG_ROWS),
+            "v": rng.normal(size=BIG_ROWS).clip(-5, 5),
+        }
+    )
     with rds.Domain.create(
         "Fair Hospital", path=path, worker_limits=rds.WorkerLimits(pool_size=1)
     ) as domain:
@@ -376,7 +382,9 @@ def test_one_scientists_heavy_queue_does_not_hold_up_another(tmp_path: Path) -> 
             mock_rows=50,
             policy=policy,
             bounds={"v": (-5, 5)},
-            categories={"k": list(range(KEYS))},
+            categories={"k": [0, 1, 2, 3]},
+            privacy_unit="p",
+            max_contributions=2,
         )
         x, y = (domain.add_scientist(f"{n}@lab.example.org") for n in ("x", "y"))
     url = serve.start(path, port=free_port(), timeout=240)
