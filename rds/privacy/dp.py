@@ -27,14 +27,43 @@ discrete Laplace / discrete Gaussian exactly and no floating-point feature is ne
 OpenDP draws from the operating system's CSPRNG: releases cannot be seeded.
 
 AVG is post-processing: noisy clamped sum / noisy count, clipped into the column's bounds,
-NaN when the noisy count is ≤ 0 (there is then no usable denominator; its interval is the
-bounds). Counts are released as they come out of the mechanism (unbiased, may be negative).
+NaN when the noisy count is ≤ 0. Counts are released as they come out of the mechanism
+(unbiased, may be negative). An AVG over a column the owner published as having no missing
+values divides by the shared ``COUNT(*)``: one count and one sum are noised, as in OpenDP's
+own plan for a mean, instead of three.
+
+The 95% intervals
+-----------------
+COUNT and SUM: ``v ± h`` with ``h`` the smallest integer (in grid units for a sum) such that
+``P(|X| > h) <= 5%`` for the exact law of the discrete noise ``X`` OpenDP adds: discrete
+Laplace(b), ``P(|X| > h) = 2 q^(h+1) / (1 + q)`` with ``q = exp(-1/b)``; discrete
+Gaussian(sigma), summed over its support (sigma <= 1e4) or from the normal law with a
+continuity correction (above, where they agree to ~1/sigma^2). So the coverage is at least
+95%, and exactly ``1 - P(|X| > h)`` (reported as ``coverage``): 95-96% once b >= 3, more
+for coarser noise (b = 2: 96.2%, b = 1: 97.3%), since no integer h gives 95% exactly.
+
+AVG: with ``S' = S + eS`` and ``C' = C + eC`` the noisy sum and count of a group whose exact
+average is ``A = S / C``, ``S' - A C' = eS - A eC`` exactly, whatever ``C``. Its law depends
+on ``A`` only: the sum of two independent Laplace variables of scales ``b1 = b_S`` and
+``b2 = |A| b_C`` has ``P(|Z| > t) = (b1^2 e^(-t/b1) - b2^2 e^(-t/b2)) / (b1^2 - b2^2)``
+(``e^(-t/b) (1 + t / 2b)`` when ``b1 = b2``; partial fractions of the characteristic
+function ``1 / ((1 + b1^2 w^2)(1 + b2^2 w^2))``), and for Gaussian noise it is normal with
+variance ``sigma_S^2 + A^2 sigma_C^2``. With ``h(a)`` its 95% quantile, the interval is
+every ``A`` in the bounds with ``|S' - A C'| <= h(|A|)``, so it covers the exact average with
+probability 95% (up to treating the count's discrete noise as continuous, which makes it a
+little wider). ``h`` grows with ``|A|`` at slope below ``L`` (the count noise's 95%
+quantile, ``b_C ln 20`` or ``1.96 sigma_C``), so when ``C' > L`` the set is an interval
+found by bisection; for a large count it is about ``S'/C' ± h(|A|) / C'``. When ``C' <= L``
+(a small or empty group) nothing is known beyond the bounds, and the interval is the bounds.
+The box of two 97.5% intervals used before covered 97.6-99.7% and was 1.3-1.8x as wide
+(1,000-row groups, ε 0.1 to 1, averages at 5-90% of the bounds).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
@@ -59,14 +88,21 @@ __all__ = [
     "DPColumn",
     "DPMeasure",
     "DPPlan",
+    "DPPreview",
     "DPRelease",
     "DPSchema",
+    "average_interval",
     "build_measurement",
+    "halfwidth",
     "plan_dp_query",
+    "preview_error",
     "release_dp",
+    "tail",
 ]
 
 CONFIDENCE = 0.95
+#: Group sizes at which a preview shows an AVG's half-width.
+PREVIEW_COUNTS = (10, 100, 1000, 10000)
 
 
 @dataclass(frozen=True)
@@ -85,6 +121,9 @@ class DPRelease:
     delta: float
     mechanism: str
     noise_scale: dict[str, float]
+    #: The exact probability that a COUNT or SUM interval holds its true value (at least
+    #: 95%: the discrete noise's integer half-widths); 95% for an AVG.
+    coverage: dict[str, float] = field(default_factory=dict)
 
     def info(self) -> dict[str, Any]:
         """JSON-safe facts about the release, for the ledger and the scientist."""
@@ -94,8 +133,155 @@ class DPRelease:
             "mechanism": self.mechanism,
             "noise_scale": dict(self.noise_scale),
             "confidence": CONFIDENCE,
+            "coverage": dict(self.coverage),
             "columns": [str(c) for c in self.frame.columns],
         }
+
+
+@dataclass(frozen=True)
+class DPPreview:
+    """How noisy a planned DP query's answer will be, known before anything runs.
+
+    It depends on the plan only (the public schema, the query and ε), so computing it reads
+    no data and spends nothing. ``table`` has one row per requested aggregate:
+
+    - ``noise`` and ``scale``: the mechanism and its Laplace ``b`` or Gaussian sigma, in the
+      column's units (for an AVG, the noise on its sum); ``count_scale`` the noise on an
+      AVG's count;
+    - ``halfwidth``: the half-width of a COUNT's or SUM's 95% interval, the same in every
+      group, and ``coverage`` its exact probability of holding the true value;
+    - ``halfwidth_n10`` ... ``halfwidth_n10000``: an AVG's half-width in a group whose noisy
+      count is 10 ... 10,000, the widest over the averages its bounds allow (about
+      ``h / n``, ``h`` the 95% quantile of the sum's noise minus the average times the
+      count's); for a COUNT or SUM, ``halfwidth`` again. :meth:`halfwidth` gives it for
+      any count and average.
+
+    Examples
+    --------
+    >>> preview = ds.sql("SELECT ward, AVG(age) FROM patients GROUP BY ward", epsilon=0.5,
+    ...                  dry_run=True)  # doctest: +SKIP
+    >>> preview.halfwidth("avg_age", count=200)  # doctest: +SKIP
+    """
+
+    plan: DPPlan
+    table: pd.DataFrame
+
+    @property
+    def epsilon(self) -> float:
+        """The ε the release would be accounted at (OpenDP's map, at most the request)."""
+        return self.plan.epsilon
+
+    @property
+    def delta(self) -> float:
+        return self.plan.delta
+
+    @property
+    def mechanism(self) -> str:
+        return self.plan.mechanism
+
+    @property
+    def groups(self) -> int:
+        """Rows of the released table: every group of the keys' public domains."""
+        return len(self.plan.cells)
+
+    def halfwidth(
+        self, measure: str, count: float | None = None, value: float | None = None
+    ) -> float:
+        """The 95% half-width of ``measure``: for an AVG, in a group with noisy ``count``
+        (required) and noisy average ``value`` (default: the widest over the bounds).
+
+        For an AVG released next to its noisy count and sum, ``count`` and ``sum / count``
+        give exactly its released interval's half-width.
+        """
+        found = [m for m in self.plan.measures if m.name == measure]
+        if not found:
+            names = ", ".join(m.name for m in self.plan.measures)
+            raise InvalidInput(f"No measure {measure!r} in this query (it has {names}).")
+        m = found[0]
+        aggregates = {a.column: a for a in self.plan.aggregates}
+        num = aggregates[m.numerator]
+        if m.denominator is None or m.bounds is None:
+            return float(halfwidth(num.scale, self.plan.mechanism) * num.unit)
+        if count is None:
+            raise InvalidInput(f"The half-width of the average {measure!r} depends on count=.")
+        return _avg_halfwidth(self.plan, m, float(count), value)
+
+    def __repr__(self) -> str:
+        head = (
+            f"<rds.DPPreview: {self.mechanism} noise at ε={self.epsilon:.6g}"
+            + (f", δ={self.delta:g}" if self.delta else "")
+            + f", {self.groups:,} group(s); nothing was run or spent>"
+        )
+        return head + "\n" + self.table.to_string(index=False)
+
+
+def preview_error(plan: DPPlan) -> DPPreview:
+    """The expected error of each measure of a calibrated plan (see :class:`DPPreview`).
+
+    A pure function of the plan: the half-widths are those :func:`release_dp` gives its
+    intervals.
+
+    Examples
+    --------
+    >>> preview_error(plan_dp_query("SELECT COUNT(*) FROM patients", schema, epsilon=1.0)).table
+    ... # doctest: +SKIP
+    """
+    import numpy as np
+    import pandas as pd
+
+    _check_plan(plan)
+    aggregates = {a.column: a for a in plan.aggregates}
+    rows = []
+    for m in plan.measures:
+        num = aggregates[m.numerator]
+        row: dict[str, Any] = {
+            "measure": m.name,
+            "kind": m.kind,
+            "noise": plan.mechanism,
+            "scale": num.scale * num.unit,
+            "count_scale": np.nan,
+        }
+        if m.denominator is not None and m.bounds is not None:
+            row["count_scale"] = aggregates[m.denominator].scale
+            row["halfwidth"], row["coverage"] = np.nan, CONFIDENCE
+            for n in PREVIEW_COUNTS:
+                row[f"halfwidth_n{n}"] = _avg_halfwidth(plan, m, float(n), None)
+        else:
+            h = halfwidth(num.scale, plan.mechanism)
+            row["halfwidth"] = h * num.unit
+            row["coverage"] = 1 - tail(h, num.scale, plan.mechanism)
+            for n in PREVIEW_COUNTS:
+                row[f"halfwidth_n{n}"] = row["halfwidth"]
+        rows.append(row)
+    return DPPreview(plan, pd.DataFrame(rows))
+
+
+def _avg_halfwidth(plan: DPPlan, m: DPMeasure, count: float, value: float | None) -> float:
+    """Half the width of ``m``'s interval for a group of noisy ``count`` and noisy average
+    ``value``; for ``value=None`` the widest over the bounds (a grid, refined twice around
+    its widest point)."""
+    import numpy as np
+
+    assert m.denominator is not None and m.bounds is not None
+    aggregates = {a.column: a for a in plan.aggregates}
+    num, den, bounds = aggregates[m.numerator], aggregates[m.denominator], m.bounds
+
+    def widths(values: np.ndarray) -> np.ndarray:
+        counts = np.full(len(values), count)
+        low, high = average_interval(values * counts, counts, bounds, num, den, plan.mechanism)
+        return np.asarray((high - low) / 2)
+
+    if value is not None:
+        return float(widths(np.array([float(value)]))[0])
+    lo, hi = bounds
+    best = 0.0
+    for _ in range(3):
+        values = np.linspace(lo, hi, 65)
+        found = widths(values)
+        i = int(np.argmax(found))
+        best = max(best, float(found[i]))
+        lo, hi = values[max(i - 1, 0)], values[min(i + 1, len(values) - 1)]
+    return best
 
 
 def plan_dp_query(
@@ -168,17 +354,25 @@ def release_dp(plan: DPPlan, exact: pd.DataFrame) -> DPRelease:
     }
     columns: dict[str, Any] = dict(zip(plan.keys, map(list, zip(*cells, strict=True)), strict=True))
     scales: dict[str, float] = {}
+    coverage: dict[str, float] = {}
     aggregates = {a.column: a for a in plan.aggregates}
     for m in plan.measures:
         num = aggregates[m.numerator]
         scales[m.name] = num.scale * num.unit
         if m.denominator is not None and m.bounds is not None:
-            values = _average(noisy, num, aggregates[m.denominator], m.bounds, plan.mechanism)
+            den = aggregates[m.denominator]
+            total, count = noisy[num.column] * num.unit, noisy[den.column].astype(float)
+            value = np.where(
+                count > 0, np.clip(total / np.where(count > 0, count, 1.0), *m.bounds), np.nan
+            )
+            values = (value, *average_interval(total, count, m.bounds, num, den, plan.mechanism))
+            coverage[m.name] = CONFIDENCE
         else:
-            v, h = noisy[num.column], _halfwidth(num.scale, plan.mechanism, CONFIDENCE)
+            v, h = noisy[num.column], halfwidth(num.scale, plan.mechanism)
             values = (v, v - h, v + h)
             if m.kind == "sum":  # back from the fixed-point grid (a power of two: exact)
                 values = (v * num.unit, (v - h) * num.unit, (v + h) * num.unit)
+            coverage[m.name] = 1 - tail(h, num.scale, plan.mechanism)
         for suffix, value in zip(("", "_ci_low", "_ci_high"), values, strict=True):
             columns[m.name + suffix] = value
     frame = pd.DataFrame(columns)
@@ -187,7 +381,7 @@ def release_dp(plan: DPPlan, exact: pd.DataFrame) -> DPRelease:
         ascending = [not d for d in descending]
         frame = frame.sort_values(list(by), ascending=ascending, kind="stable")
         frame = frame.reset_index(drop=True)
-    return DPRelease(frame, plan.epsilon, plan.delta, plan.mechanism, scales)
+    return DPRelease(frame, plan.epsilon, plan.delta, plan.mechanism, scales, coverage)
 
 
 def build_measurement(plan: DPPlan) -> Any:
@@ -279,47 +473,152 @@ def _max_rho(epsilon: float, delta: float) -> float:
     return float(np.max((epsilon + bound / (alpha - 1)) / alpha))
 
 
-def _halfwidth(scale: float, mechanism: str, confidence: float) -> int:
-    """Integer h with P(|noise| > h) <= 1 - confidence, for the discrete noise OpenDP adds.
+def tail(h: int, scale: float, mechanism: str) -> float:
+    """``P(|X| > h)`` for the discrete noise OpenDP adds at ``scale`` (``h`` an integer >= 0).
 
-    Discrete Laplace(b): P(|X| >= n) = 2q^n / (1 + q), q = exp(-1/b), so h = ceil(b ln
-    (1/(1-c))) suffices. Discrete Gaussian(sigma): P(X >= m) <= P(N(0, sigma^2) >= m - 1) (CKS20,
-    Prop. 25), so h = ceil(z sigma) suffices.
+    Discrete Laplace(b): ``P(X = k) ∝ q^|k|``, so ``P(|X| >= n) = 2 q^n / (1 + q)``, ``q =
+    exp(-1/b)``. Discrete Gaussian(sigma): ``P(X = k) ∝ exp(-k^2 / 2 sigma^2)``, summed over
+    ``|k| <= 40 sigma`` when sigma <= 1e4; above, ``2 P(N(0, sigma^2) > h + 1/2)``, which it
+    matches to a relative ~1/sigma^2.
+
+    Examples
+    --------
+    >>> round(tail(5, 2.0, "laplace"), 4), round(tail(6, 2.0, "laplace"), 4)
+    (0.062, 0.0376)
     """
-    if mechanism == "gaussian":
-        return math.ceil(NormalDist().inv_cdf((1 + confidence) / 2) * scale)
-    return math.ceil(scale * math.log(1 / (1 - confidence)))
+    if mechanism == "laplace":
+        return 2 * math.exp(-(h + 1) / scale) / (1 + math.exp(-1 / scale))
+    if scale > 1e4:
+        return 2 * NormalDist(0.0, scale).cdf(-(h + 0.5))
+    tails = _gaussian_tails(scale)
+    return float(tails[min(h, len(tails) - 1)])
 
 
-def _average(
-    noisy: dict[str, np.ndarray],
+@lru_cache(maxsize=16)
+def _gaussian_tails(sigma: float) -> np.ndarray:
+    """``P(|X| > h)`` for h = 0, 1, ... 40 sigma, X discrete Gaussian(sigma) (then 0)."""
+    import numpy as np
+
+    k = np.arange(0, math.ceil(40 * sigma) + 2, dtype=float)
+    weights = np.exp(-(k**2) / (2 * sigma**2))
+    above = np.cumsum(weights[::-1])[::-1]  # above[i] = sum of weights[i:]
+    total = weights[0] + 2 * above[1]
+    tails = np.append(2 * above[1:] / total, 0.0)
+    tails.flags.writeable = False  # shared by the cache
+    return tails
+
+
+def halfwidth(scale: float, mechanism: str, confidence: float = CONFIDENCE) -> int:
+    """The smallest integer ``h`` with ``P(|X| > h) <= 1 - confidence`` (see :func:`tail`).
+
+    Examples
+    --------
+    >>> halfwidth(2.0, "laplace"), halfwidth(20.0, "laplace")
+    (6, 60)
+    """
+    alpha = 1 - confidence
+    if mechanism == "laplace":  # 2 e^{-(h+1)/b} / (1 + q) <= alpha, solved for h
+        guess = scale * math.log(2 / (alpha * (1 + math.exp(-1 / scale)))) - 1
+    else:
+        guess = NormalDist().inv_cdf(1 - alpha / 2) * scale - 0.5
+    h = max(0, math.ceil(guess) - 1)  # then exactly, against rounding in the closed forms
+    while tail(h, scale, mechanism) > alpha:
+        h += 1
+    while h > 0 and tail(h - 1, scale, mechanism) <= alpha:
+        h -= 1
+    return h
+
+
+def average_interval(
+    total: np.ndarray,
+    count: np.ndarray,
+    bounds: tuple[float, float],
     num: DPAggregate,
     den: DPAggregate,
-    bounds: tuple[float, float],
     mechanism: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Noisy sum / noisy count, clipped into the bounds, with a 95% box interval.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 95% interval of each group's average from its noisy sum and count (module doc).
 
-    The interval holds every ratio of a 97.5% interval for the sum and one for the count
-    (both hold with probability >= 95% together); when the count's interval reaches 0
-    nothing is known beyond the bounds.
+    ``total`` is the noisy sum in the column's units, ``count`` the noisy count; ``num`` and
+    ``den`` are the aggregates they come from (their noise scales). Where ``count`` is at
+    most the count noise's 95% quantile the interval is ``bounds``.
     """
     import numpy as np
 
     lo, hi = bounds
-    total = noisy[num.column] * num.unit
-    count = noisy[den.column].astype(float)
-    safe = np.where(count > 0, count, 1.0)
-    value = np.where(count > 0, np.clip(total / safe, lo, hi), np.nan)
-    level = 1 - (1 - CONFIDENCE) / 2
-    h_sum = _halfwidth(num.scale, mechanism, level) * num.unit
-    h_count = _halfwidth(den.scale, mechanism, level)
-    known = count - h_count >= 1
-    c_lo, c_hi = np.where(known, count - h_count, 1.0), np.where(known, count + h_count, 1.0)
-    corners = np.stack([(total + s) / c for s in (-h_sum, h_sum) for c in (c_lo, c_hi)])
-    low = np.where(known, np.clip(corners.min(axis=0), lo, hi), lo)
-    high = np.where(known, np.clip(corners.max(axis=0), lo, hi), hi)
-    return value, low, high
+    total, count = np.asarray(total, dtype=float), np.asarray(count, dtype=float)
+    quantile, slope = _pivot_quantile(num.scale * num.unit, den.scale, bounds, mechanism)
+    known = count > slope
+    c = np.where(known, count, slope + 1.0)  # unknown cells: any valid count, then ignored
+
+    def below(a: np.ndarray) -> np.ndarray:  # d(A) = S' - A C' - h(|A|), decreasing in A
+        return total - a * c - quantile(np.abs(a))
+
+    def above(a: np.ndarray) -> np.ndarray:  # u(A) = A C' - S' - h(|A|), increasing in A
+        return a * c - total - quantile(np.abs(a))
+
+    low = _switch(lambda a: below(a) > 0, lo, hi, len(c), lower=True)
+    high = _switch(lambda a: above(a) <= 0, lo, hi, len(c), lower=False)
+    return np.where(known, low, lo), np.where(known, np.maximum(high, low), hi)
+
+
+def _switch(test: Any, lo: float, hi: float, n: int, *, lower: bool) -> np.ndarray:
+    """Per cell, where ``test`` (monotone along [lo, hi]: true, then false) turns false, by
+    bisection: ``lo`` if it is false throughout, ``hi`` if true throughout. In between, the
+    point returned lies just outside the confidence set: the last true point for its
+    ``lower`` end (there ``test`` is "below the set"), the first false one for its upper end
+    (there ``test`` is "in the set")."""
+    import numpy as np
+
+    left, right = np.full(n, float(lo)), np.full(n, float(hi))
+    first, last = test(left), test(right)
+    for _ in range(60):
+        middle = (left + right) / 2
+        true = test(middle)
+        left, right = np.where(true, middle, left), np.where(true, right, middle)
+    return np.where(~first, lo, np.where(last, hi, left if lower else right))
+
+
+def _pivot_quantile(
+    sum_scale: float, count_scale: float, bounds: tuple[float, float], mechanism: str
+) -> tuple[Any, float]:
+    """``h(a)``, the 95% quantile of ``|eS - a eC|`` for ``a`` in ``[0, max|bounds|]``, as a
+    vectorised function, and its greatest slope ``L``."""
+    import numpy as np
+
+    alpha = 1 - CONFIDENCE
+    if mechanism == "gaussian":
+        z = NormalDist().inv_cdf(1 - alpha / 2)
+        return (lambda a: z * np.sqrt(sum_scale**2 + (a * count_scale) ** 2)), z * count_scale
+    top = max(abs(bounds[0]), abs(bounds[1]))
+    a = np.linspace(0.0, top, 129)
+    h = _laplace_pair_quantile(sum_scale, a * count_scale, alpha)
+    # h is convex in a, so the chords lie above it (wider, never narrower) and their slopes
+    # stay below its limit b_C ln(1/alpha)
+    return (lambda x: np.interp(x, a, h)), count_scale * math.log(1 / alpha)
+
+
+def _laplace_pair_quantile(b1: float, b2: np.ndarray, alpha: float) -> np.ndarray:
+    """The ``1 - alpha`` quantile of ``|X1 + X2|``, X1 ~ Laplace(b1), X2 ~ Laplace(b2).
+
+    In units of ``B = max(b1, b2)``, with ``r = min / max``, ``P(|X1 + X2| > xB)`` is
+    ``(e^-x - r^2 e^(-x/r)) / (1 - r^2)`` (``e^-x (1 + x/2)`` at r = 1, ``e^-x`` at r = 0),
+    a convex decreasing function of x: Newton's method from ``x = ln(1/alpha)``, where it
+    is at least alpha, climbs to the root without overshooting.
+    """
+    import numpy as np
+
+    big = np.maximum(b1, b2)
+    ratio = np.minimum(b1, b2) / big
+    near, alone = 1 - ratio < 1e-8, ratio == 0  # the limits (cancellation below 1e-8)
+    r = np.where(near | alone, 0.5, ratio)  # a stand-in where a limit is used
+    x = np.full(ratio.shape, math.log(1 / alpha))
+    for _ in range(40):
+        e, f = np.exp(-x), np.exp(-x / r)
+        value = np.where(near, e * (1 + x / 2), np.where(alone, e, (e - r**2 * f) / (1 - r**2)))
+        slope = np.where(near, -e * (1 + x) / 2, np.where(alone, -e, (r * f - e) / (1 - r**2)))
+        x = x - (value - alpha) / slope
+    return np.asarray(x * big)
 
 
 def _check_plan(plan: DPPlan) -> None:
@@ -376,13 +675,23 @@ def _exact_vectors(
             raise InvalidInput(f"The exact {agg.column!r} has a negative count.")
         vectors[agg.column] = values
     for agg in plan.aggregates:
-        counts = [
-            c for c in plan.aggregates if c.kind == "count" and c.source in {None, agg.source}
-        ]
-        if agg.clamp is not None and counts:  # a sum of n clamped rows lies in [n lo, n hi]
-            n = vectors[counts[0].column].astype(float)
-            total = vectors[agg.column].astype(float)
-            slack = 1e-9 * np.abs(total) + 1
-            if (total < n * agg.clamp[0] - slack).any() or (total > n * agg.clamp[1] + slack).any():
-                raise InvalidInput(f"The exact {agg.column!r} is not a sum of clamped values.")
+        if agg.clamp is None:
+            continue
+        # A sum of n clamped rows lies in [n lo, n hi], n the rows where the value is present
+        # (COUNT(col)). Of all rows (COUNT(*)), only [n min(lo, 0), n max(hi, 0)] holds: a
+        # missing value is not summed, and "is the target's value missing" must not decide
+        # whether the release fails.
+        lo, hi = agg.clamp
+        counts = {c.source: c for c in plan.aggregates if c.kind == "count"}
+        if agg.source in counts:
+            n = vectors[counts[agg.source].column].astype(float)
+        elif None in counts:
+            n = vectors[counts[None].column].astype(float)
+            lo, hi = min(lo, 0), max(hi, 0)
+        else:
+            continue
+        total = vectors[agg.column].astype(float)
+        slack = 1e-9 * np.abs(total) + 1
+        if (total < n * lo - slack).any() or (total > n * hi + slack).any():
+            raise InvalidInput(f"The exact {agg.column!r} is not a sum of clamped values.")
     return vectors

@@ -20,6 +20,13 @@ group)::
     SUM(col), grid units   L1 = L2 = k * max(|lo_q|, |hi_q|)
     AVG(col)               SUM(col) / COUNT(col), post-processing of the two above
 
+``COUNT(col)`` is ``COUNT(*)`` (the same noisy vector) when the column cannot be missing: the
+owner's published ``nullable`` flag says so, or, without one, a NumPy int or bool dtype.
+
+The WHERE condition is checked and rendered by :func:`rds.privacy._dp_sql.where_sql`: a
+small grammar of expressions that cannot raise on any value (the module explains why that
+matters and what bounds their cost).
+
 The noise and the accounting live in :mod:`rds.privacy.dp`.
 """
 
@@ -30,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from rds.errors import InvalidInput
 from rds.privacy._dp_sql import PREFIX as _PREFIX
-from rds.privacy._dp_sql import grid, private_sql
+from rds.privacy._dp_sql import WHERE_GRAMMAR, grid, private_sql, where_sql
 from rds.privacy.dp_types import (
     DPAggregate,
     DPColumn,
@@ -38,7 +45,6 @@ from rds.privacy.dp_types import (
     DPPlan,
     DPSchema,
     checked_schema,
-    nullable_dtype,
     numeric_dtype,
 )
 
@@ -54,9 +60,6 @@ SUPPORTED = (
 )
 MAX_CELLS = 1_000_000  # cells of the keys' cross product: each one is released, with noise
 _AGG_ARGS = {"this", "big_int"}
-# setseed/nextval change state the unit cap's random() depends on; error() would make the
-# query fail or not depending on private values, a leak outside the DP guarantee
-_WHERE_FUNCTIONS = {"setseed", "nextval", "currval", "error"}
 _CLAUSES = {
     "with_": "CTEs (WITH)",
     "distinct": "SELECT DISTINCT",
@@ -145,6 +148,8 @@ class _Planner:
             raise InvalidInput(
                 f"The query does not parse as DuckDB SQL: {exc}. {SUPPORTED}"
             ) from None
+        except RecursionError:
+            raise _refuse("a query nested too deeply to be checked") from None
         if not isinstance(tree, exp.Select):
             raise _refuse(f"a {type(tree).__name__.upper()} statement (one SELECT only)")
         for arg, value in tree.args.items():
@@ -273,7 +278,7 @@ class _Planner:
 
     def _count(self, col: DPColumn | None) -> DPAggregate:
         k = self.schema.max_contributions
-        if col is None or not nullable_dtype(col.dtype):  # COUNT(col) == COUNT(*) for these
+        if col is None or not col.may_be_missing:  # COUNT(col) == COUNT(*) for these
             return self._add(("count", None), lambda n: DPAggregate(n, "count", None, k))
         return self._add(("count", col.name), lambda n: DPAggregate(n, "count", col.name, k))
 
@@ -293,21 +298,22 @@ class _Planner:
         )
 
     def _where(self, select: exp.Select) -> str | None:
+        """The WHERE condition as SQL that cannot fail on any data (see ``where_sql``)."""
         from sqlglot import exp
 
         where = select.args.get("where")
         if where is None:
             return None
-        for node in where.walk():
-            if isinstance(node, exp.AggFunc):
-                raise _refuse("aggregates in WHERE")
-            name = node.name if isinstance(node, exp.Anonymous) else ""
-            if isinstance(node, exp.Func) and name.lower() in _WHERE_FUNCTIONS:
-                raise _refuse(f"{name.lower()}() in WHERE")
-            if isinstance(node, exp.Column):
-                node.set("this", exp.to_identifier(self._column(node, "a WHERE column").name))
-                node.set("table", None)  # one table: the inner query reads it unaliased
-        return str(where.this.sql(dialect="duckdb"))
+        if where.find(exp.AggFunc) is not None:
+            raise _refuse("aggregates in WHERE")
+        try:
+            return where_sql(where.this, lambda node: self._column(node, "a WHERE column"))
+        except InvalidInput as exc:
+            if str(exc).startswith("Refused for a DP query"):
+                raise
+            raise InvalidInput(
+                f"Refused for a DP query: {exc}. {SUPPORTED} {WHERE_GRAMMAR}"
+            ) from None
 
     def _order(
         self, select: exp.Select, keys: list[str], measures: list[str]

@@ -18,12 +18,26 @@ from rds.errors import InvalidInput
 
 @dataclass(frozen=True)
 class DPColumn:
-    """One column of the dataset's public schema, as the data owner declared it."""
+    """One column of the dataset's public schema, as the data owner declared it.
+
+    ``nullable`` is the published flag (``publish`` sets it from the data: whether any value
+    is missing). ``False`` lets ``COUNT(col)`` be ``COUNT(*)``, one noisy count fewer; when
+    it is unknown (``None``) the dtype decides: only NumPy ints and bools cannot be missing.
+    """
 
     name: str
     dtype: str
     bounds: tuple[float, float] | None = None
     categories: tuple[Any, ...] | None = None
+    nullable: bool | None = None
+
+    @property
+    def may_be_missing(self) -> bool:
+        """Whether a value of this column may be NULL or NaN (so ``COUNT(col)`` may differ
+        from ``COUNT(*)``)."""
+        if self.nullable is not None:
+            return bool(self.nullable)
+        return nullable_dtype(self.dtype)
 
 
 @dataclass(frozen=True)
@@ -154,6 +168,36 @@ def nullable_dtype(dtype: str) -> bool:
     return not (isinstance(parsed, np.dtype) and parsed.kind in "iub")
 
 
+def where_kind(col: DPColumn) -> str:
+    """The type a WHERE condition sees ``col`` as: ``bool``, ``num``, ``str``, ``time``,
+    ``timetz`` or ``other`` (then only ``IS [NOT] NULL`` and ``TRY_CAST(… AS VARCHAR)``).
+
+    The dtype decides when it is boolean, numeric or a datetime; otherwise (``object``,
+    ``string``, ``category``) a declared category domain does (numbers or strings), and
+    without one the column is read as text.
+    """
+    import pandas as pd
+
+    parsed = _dtype(col.dtype)
+    if parsed is None:
+        return "other"
+    if pd.api.types.is_bool_dtype(parsed):
+        return "bool"
+    if pd.api.types.is_datetime64_any_dtype(parsed):
+        return "timetz" if getattr(parsed, "tz", None) is not None else "time"
+    if pd.api.types.is_numeric_dtype(parsed) and not pd.api.types.is_complex_dtype(parsed):
+        return "num"
+    textual = pd.api.types.is_object_dtype(parsed) or pd.api.types.is_string_dtype(parsed)
+    if not (textual or isinstance(parsed, pd.CategoricalDtype)):
+        return "other"  # timedelta, period, interval, ...
+    values = [v for v in col.categories or () if v is not None]
+    if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return "num"
+    if values and not all(isinstance(v, str) for v in values):
+        return "other"
+    return "str"
+
+
 def checked_schema(schema: DPSchema) -> DPSchema:
     """``schema`` with NumPy category values made plain Python, once it is found sound.
 
@@ -196,5 +240,7 @@ def checked_schema(schema: DPSchema) -> DPSchema:
                     f"(and None), not {col.categories!r}."
                 )
             col = replace(col, categories=values)
+        if col.nullable is not None and not isinstance(col.nullable, bool):
+            raise InvalidInput(f"nullable of {col.name!r} must be True, False or None.")
         columns.append(col)
     return replace(schema, columns=tuple(columns))
