@@ -59,11 +59,14 @@ for one row, except ``LIKE``/``ILIKE``, whose backtracking on ``%`` is at most (
 length) x (string length); the condition has at most ``MAX_WHERE_NODES`` nodes, nested at
 most ``MAX_WHERE_DEPTH`` deep, and all its patterns together at most
 ``MAX_PATTERN_CHARS`` characters. So the work on a row is at most ``c * (MAX_WHERE_NODES +
-MAX_PATTERN_CHARS) * (1 + its text length)`` (measured: ~3 ns per pattern character per
-text character), and nothing an admitted expression does can allocate more than a few
-copies of a row's own strings. The whole run's cost is set by the table's size and the
-query's shape; an individual's k rows move it by at most k times that bound (microseconds
-for text cells of a few hundred characters), far below the sandbox's wall-clock limit.
+MAX_PATTERN_CHARS) * (1 + its text length)`` (measured on DuckDB 2.0: ~3 ns per pattern
+character per text character, so under a millisecond for 1 KB of text at the limits), and
+no admitted expression makes more than one copy of a row's text per node (no ``repeat``,
+no ``||``, no padding). The run's cost is therefore set by the table's size and the
+query's shape; an individual's k rows move it by at most k times that per-row bound, far
+below the sandbox's wall-clock limit. (A query could still be made to run close enough to
+that limit that one row decides whether it is crossed; a DP run that fails or times out
+should not be treated differently from one that succeeds, see ``rds.domain.runs``.)
 """
 
 # ruff: noqa: S608  (SQL is built from text: identifiers go through _q, values through
