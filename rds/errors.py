@@ -5,6 +5,7 @@ The tree::
     RDSError
     ├── InvalidInput            bad arguments or data given to rds (malformed CSV, bad name, …)
     │   ├── SQLError            DuckDB refused or could not run a query (its message, owner-only)
+    │   ├── QueryRefused        the DP planner refuses the query (from the public schema alone)
     │   └── ProfileNotFound     no saved connection profile of that name
     ├── DomainError             a domain could not be created, opened or reached
     │   ├── DomainUnreachable   nothing answers at that URL / the server is not running
@@ -35,6 +36,10 @@ class RDSError(Exception):
 
 class InvalidInput(RDSError, ValueError):
     """Arguments or data given to rds are not usable."""
+
+
+class QueryRefused(InvalidInput):
+    """The differentially private planner refuses the query, judged on the public schema."""
 
 
 class ProfileNotFound(InvalidInput):

@@ -8,7 +8,9 @@ and because *whether* a result went out at once would itself depend on the priva
 
 Each decision is an ``approved`` ledger entry whose actor and ``policy`` field name the
 policy; a DP request over budget (or under the policy's ``min_epsilon``) is denied by the
-``epsilon_budget`` policy, which depends only on the scientist's own requests. A DP run
+``epsilon_budget`` policy, which depends only on the scientist's own requests; one the DP
+planner refuses (sent by hand, past the client's own check) by ``dp_planner``, judged on the
+public schema alone. A DP run
 that fails is left to the owner. The planner admits only queries that cannot fail on any
 data (see ``rds.privacy.dp_plan``), so such a failure comes from the machine, not from a
 private value.
@@ -19,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rds.domain.runs import combined_policy
-from rds.errors import BudgetExceeded, InvalidInput
+from rds.errors import BudgetExceeded, InvalidInput, QueryRefused
 
 if TYPE_CHECKING:
     from rds.domain.domain import Domain
@@ -49,8 +51,8 @@ def auto_release(domain: Domain, req: OwnerRequest) -> str | None:
         return None
     try:
         preview = req.run()
-    except BudgetExceeded:
-        return "denied"  # run() has denied it, naming the budget policy
+    except (BudgetExceeded, QueryRefused):
+        return "denied"  # run() has denied it, naming the budget or the planner
     except InvalidInput:
         # Not necessarily the query's fault (a syft lookup can fail for a moment under
         # load): leave it to the owner, whose run() shows the reason.

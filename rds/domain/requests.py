@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from rds.domain.layout import write_private
 from rds.domain.release import Release
-from rds.errors import BudgetExceeded, InvalidInput, RDSError, SandboxUnavailable
+from rds.errors import BudgetExceeded, InvalidInput, QueryRefused, RDSError, SandboxUnavailable
 from rds.privacy import budget
 from rds.sandbox.codec import decode
 
@@ -140,6 +140,9 @@ class OwnerRequest:
             outcome = run_request(domain, self)
         except BudgetExceeded as exc:
             self._deny(str(exc), actor="policy:epsilon_budget")
+            raise
+        except QueryRefused as exc:  # a hand-made DP request the client would have refused
+            self._deny(str(exc), actor="policy:dp_planner")
             raise
         except SandboxUnavailable:
             domain.ledger.append("run_refused", actor=domain.owner, request=self.id)

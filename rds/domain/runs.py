@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from rds.errors import EpsilonTooSmall, RDSError
+from rds.errors import EpsilonTooSmall, InvalidInput, QueryRefused, RDSError
 from rds.privacy import budget
 from rds.privacy.report import Check, CheckReport
 from rds.sandbox import runner
@@ -219,7 +219,10 @@ def _dp(domain: Domain, req: OwnerRequest) -> Outcome:
         raise EpsilonTooSmall(dataset=name, requested=req.epsilon, minimum=policy.min_epsilon)
     # Noise for at most the ε the ledger charges (the decimal the scientist typed).
     epsilon = budget.plan_epsilon(req.epsilon)
-    plan = plan_dp_query(req.sql, dp_schema(domain, name), epsilon=epsilon, delta=req.delta)
+    try:
+        plan = plan_dp_query(req.sql, dp_schema(domain, name), epsilon=epsilon, delta=req.delta)
+    except InvalidInput as exc:  # decided on the public schema alone, before anything runs
+        raise QueryRefused(str(exc)) from None
     budget.reserve(
         domain.ledger,
         actor=domain.owner,
@@ -274,6 +277,8 @@ def schema_for_dp(dataset: str, meta: dict[str, Any], *, needs_cap: bool) -> Any
             dtype=c["dtype"],
             bounds=tuple(c["bounds"]) if c.get("bounds") else None,
             categories=tuple(c["categories"]) if c.get("categories") else None,
+            # published from the data: False lets COUNT(col) share COUNT(*)'s noise
+            nullable=c["nullable"] if isinstance(c.get("nullable"), bool) else None,
         )
         for c in meta.get("schema", [])
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pandas as pd
 
@@ -14,6 +14,7 @@ from rds.scientist.request import Request
 
 if TYPE_CHECKING:
     from rds._syft.client import DatasetRecord
+    from rds.privacy.dp import DPPreview
     from rds.scientist.session import Session
 
 
@@ -88,6 +89,7 @@ class RemoteDataset:
         meta = {"kind": "python", "function": name, "datasets": [self.name]}
         return self._submit(source, [self], meta, reason=reason, mock_result=mock_result)
 
+    @overload
     def sql(
         self,
         query: str,
@@ -95,26 +97,62 @@ class RemoteDataset:
         reason: str,
         epsilon: float | None = None,
         delta: float | None = None,
-    ) -> Request:
+        dry_run: Literal[False] = False,
+    ) -> Request: ...
+
+    @overload
+    def sql(
+        self,
+        query: str,
+        *,
+        reason: str | None = None,
+        epsilon: float,
+        delta: float | None = None,
+        dry_run: Literal[True],
+    ) -> DPPreview: ...
+
+    def sql(
+        self,
+        query: str,
+        *,
+        reason: str | None = None,
+        epsilon: float | None = None,
+        delta: float | None = None,
+        dry_run: bool = False,
+    ) -> Request | DPPreview:
         """Ask for the result of a SQL query (DuckDB dialect) over the domain's datasets.
 
         Tables are addressed by dataset name; this dataset's name is ``self.name``. The
         query runs on the mock first (``req.mock_result``), so mistakes show before anything
         is sent. Without ``epsilon`` the exact result goes through the owner's disclosure
-        checks (each output cell needs enough records, no dominant contributor, no
-        individual rows). With ``epsilon`` it is answered with differential privacy:
+        checks (each output cell needs enough people, no dominant contributor, no
+        individual rows) and always waits for the owner's decision. With ``epsilon`` it is
+        answered with differential privacy (released at once under ``auto_release="dp"``):
         COUNT/SUM/AVG, grouped only by columns with public categories, noise calibrated to
         the owner's declared bounds, ε taken from your budget (``session.budget(name)``).
+
+        ``dry_run=True`` (with ``epsilon``) plans the DP query exactly as a submission would
+        and returns its expected error instead (a ``DPPreview``: noise mechanism and scale,
+        and each measure's 95% half-width; an AVG's by the group's count): nothing is
+        submitted, no ε is spent, no data is read, and ``reason`` is not needed.
 
         Examples
         --------
         >>> ds.sql("SELECT ward, COUNT(*) AS n FROM patients GROUP BY ward", reason="...")
         >>> ds.sql("SELECT ward, AVG(age) FROM patients GROUP BY ward", epsilon=0.5, reason="...")
+        >>> ds.sql("SELECT ward, AVG(age) FROM patients GROUP BY ward", epsilon=0.5, dry_run=True)
         """
         from rds.privacy.sql import check_query
 
-        reason = _reason(reason)
         session = self._session
+        if dry_run:
+            if epsilon is None:
+                raise InvalidInput(
+                    "dry_run=True previews the error of a differentially private query; "
+                    "pass epsilon= too."
+                )
+            return self._preview_dp(query, epsilon, delta)
+        reason = _reason(reason or "")
         checked = check_query(query, datasets=session.dataset_names())
         tables = {name: session.dataset(name) for name in checked.datasets}
         meta: dict[str, Any] = {"sql": query.strip(), "datasets": list(checked.datasets)}
@@ -126,8 +164,10 @@ class RemoteDataset:
             mock_result = _on_mock(checked.sql, tables)
             meta["kind"] = "sql"
         else:
+            # The budget first (a minimum ε per request, exact sums): no plan for ε=1e-300.
+            session.budget(self.name).check(epsilon, delta or 0.0)
             plan, mock_result = self._plan_dp(checked.sql, checked.datasets, epsilon, delta)
-            session.budget(self.name).check(float(epsilon), plan.delta)
+            session.budget(self.name).check(epsilon, plan.delta)
             meta.update(kind="dp", epsilon=float(epsilon), delta=plan.delta)
         source = sql_function(checked.datasets)
         datasets = [tables[name] for name in checked.datasets]
@@ -136,8 +176,18 @@ class RemoteDataset:
     def _plan_dp(
         self, sql: str, names: tuple[str, ...], epsilon: float, delta: float | None
     ) -> tuple[Any, Any]:
+        from rds.privacy.dp import release_dp
+
+        plan = self._dp_plan(sql, names, epsilon, delta)
+        exact = _on_mock(plan.sql, {self.name: self})
+        return plan, release_dp(plan, exact).frame
+
+    def _dp_plan(
+        self, sql: str, names: tuple[str, ...], epsilon: float, delta: float | None
+    ) -> Any:
+        """The DP plan of ``sql`` from this dataset's public metadata alone."""
         from rds.domain.runs import schema_for_dp
-        from rds.privacy.dp import plan_dp_query, release_dp
+        from rds.privacy.dp import plan_dp_query
 
         if names != (self.name,):
             raise InvalidInput(
@@ -145,12 +195,19 @@ class RemoteDataset:
                 f"reads {list(names)}."
             )
         # The scientist cannot know whether capping is needed; planning as if it were
-        # checks the same query shapes (it runs on the mock only).
+        # checks the same query shapes and gives the same noise (the cap changes only
+        # which rows count).
         unit = (self._record.meta.get("privacy_unit") or {}).get("column")
         schema = schema_for_dp(self.name, self._record.meta, needs_cap=unit is not None)
-        plan = plan_dp_query(sql, schema, epsilon=epsilon, delta=delta)
-        exact = _on_mock(plan.sql, {self.name: self})
-        return plan, release_dp(plan, exact).frame
+        return plan_dp_query(sql, schema, epsilon=epsilon, delta=delta)
+
+    def _preview_dp(self, query: str, epsilon: float, delta: float | None) -> DPPreview:
+        """``sql(..., dry_run=True)``: the expected error, from public metadata only."""
+        from rds.privacy.dp import preview_error
+        from rds.privacy.sql import check_query
+
+        checked = check_query(query, datasets=self._session.dataset_names())
+        return preview_error(self._dp_plan(checked.sql, checked.datasets, epsilon, delta))
 
     def _submit(
         self,

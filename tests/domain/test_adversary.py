@@ -41,12 +41,11 @@ def _transactions(target_amount: float) -> pd.DataFrame:
     return frame
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[rds.Domain, rds.Session]]:
-    domain = rds.Domain.create("Shop", path=tmp_path_factory.mktemp("adversary") / "shop")
+def _shop(path: Any, target_amount: float) -> tuple[rds.Domain, rds.Session]:
+    domain = rds.Domain.create("Shop", path=path)
     domain.publish(
         "tx",
-        _transactions(387.42),
+        _transactions(target_amount),
         description="transactions",
         bounds={"amount": (0, AMOUNT_MAX)},
         categories={"region": ["north", "south"]},
@@ -55,7 +54,20 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[rds.Domain,
         policy=rds.Policy(auto_release="dp", epsilon_budget=3.0, on_fail="suppress"),
     )
     creds = domain.add_scientist("mallory@uni.example.org")
-    session = rds.connect(domain, email=creds.email, password=creds.password)
+    return domain, rds.connect(domain, email=creds.email, password=creds.password)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[rds.Domain, rds.Session]]:
+    domain, session = _shop(tmp_path_factory.mktemp("adversary") / "shop", 387.42)
+    yield domain, session
+    domain.close()
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[rds.Domain, rds.Session]]:
+    """The same shop, except that the target spent 60.00 (20.00 a row, not 129.14)."""
+    domain, session = _shop(tmp_path_factory.mktemp("adversary") / "twin", 60.0)
     yield domain, session
     domain.close()
 
@@ -152,18 +164,29 @@ ORACLES = [
 
 
 @pytest.mark.parametrize("sql", ORACLES, ids=range(len(ORACLES)))
-def test_a_dp_query_built_to_fail_on_one_row_tells_nothing(shop: Any, sql: str) -> None:
-    """Sent by hand, past the client's own check: the domain refuses it before any run, so
-    the scientist sees the same thing whether the target's amount is above 100 or not."""
-    domain, session = shop
-    request_id = _forge(session, _dp_meta(sql, 0.05))
-    outcome = domain.auto_release(request_id)
-    req = domain.request(request_id)
-    assert outcome is None and req.listed_status == "invalid", (outcome, req.problem)
-    assert not domain.ledger.events(event="ran", request=request_id)
-    assert not domain.ledger.events(event="epsilon_reserved", request=request_id)
-    with pytest.raises(rds.InvalidInput, match="Refused for a DP query"):
-        session.dataset("tx").sql(sql, epsilon=0.05, reason="through the client")
+def test_a_dp_query_built_to_fail_on_one_row_tells_nothing(shop: Any, twin: Any, sql: str) -> None:
+    """Sent by hand, past the client's own check, to two domains that differ only in whether
+    the target's amount is above 100: the scientist sees the same outcome from both. A
+    query that could raise is denied from the public schema alone, before any run or
+    reservation; one the planner admits (division by zero is NULL, arithmetic is DOUBLE)
+    cannot fail, and is released from both."""
+    seen = []
+    for domain, session in (shop, twin):
+        request_id = _forge(session, _dp_meta(sql, 0.05))
+        outcome = domain.auto_release(request_id)
+        req = domain.request(request_id)
+        seen.append((outcome, req.status, req.deny_reason))
+        if outcome == "denied":
+            assert "Refused for a DP query" in (req.deny_reason or "")
+            (decision,) = domain.ledger.events(event="denied", request=request_id)
+            assert decision.actor == "policy:dp_planner"
+            assert not domain.ledger.events(event="ran", request=request_id)
+            assert not domain.ledger.events(event="epsilon_reserved", request=request_id)
+            with pytest.raises(rds.InvalidInput, match="Refused for a DP query"):
+                session.dataset("tx").sql(sql, epsilon=0.05, reason="through the client")
+        else:
+            assert outcome == "released", (outcome, req.status)
+    assert seen[0] == seen[1]
 
 
 @pytest.mark.parametrize("epsilon", [1e-9, 1e-300, 0.005])
