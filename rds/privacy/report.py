@@ -55,18 +55,30 @@ SCIENTIST_TEXT: dict[tuple[str, str], str] = {
     ("extreme_values", "fail"): f"Some outputs are single records' values; {_REVIEWED}.",
     ("run", "warn"): "The run failed; only the error's type is released.",
     ("types", "pass"): "The result holds only types that may leave the sandbox.",
-    ("types", "fail"): "The result holds types that may not leave the sandbox.",
+    ("types", "fail"): "The result holds a type that may not leave the sandbox.",
     ("size", "pass"): "The result is within the output size limit.",
-    ("size", "fail"): f"The result is over the output size limit; {_REVIEWED}.",
-    ("private_rows", "pass"): "No row of the result was found among the private records.",
-    ("private_rows", "fail"): f"Rows of the result match private records; {_REVIEWED}.",
-    ("identifying", "pass"): "No value of an identifying column was found in the result.",
-    ("identifying", "fail"): f"Values of identifying columns are in the result; {_REVIEWED}.",
+    ("size", "fail"): f"The result is larger than the output size limit; {_REVIEWED}.",
+    ("private_rows", "pass"): "No row of the result was found to equal a private record. "
+    "Records whose values were transformed are not detected.",
+    ("private_rows", "fail"): f"Rows of the result equal private records; {_REVIEWED}.",
+    ("identifying", "pass"): "No value of an identifying column was found in the result. "
+    "Encoded or hashed values are not detected.",
+    ("identifying", "fail"): f"The result contains values of identifying columns; {_REVIEWED}.",
+    ("private_values", "pass"): "No value that only a few records hold was found in the "
+    "result beyond what chance explains. Values that were rounded, scaled, offset, encoded "
+    "or hashed are not detected.",
+    ("private_values", "warn"): "The result may hold values that only a few records hold; "
+    f"they may be coincidences; {_REVIEWED}.",
+    ("private_values", "fail"): "Values that only a few records hold appear in the result; "
+    f"{_REVIEWED}.",
     ("row_count", "pass"): "The result is much shorter than the dataset.",
-    ("row_count", "warn"): f"The result is long compared with the dataset; {_REVIEWED}.",
-    ("row_count", "fail"): f"The result is about as long as the dataset; {_REVIEWED}.",
+    ("row_count", "warn"): "The result has at least half as many rows as the dataset; "
+    f"{_REVIEWED}.",
+    ("row_count", "fail"): "The result has about as many rows as the dataset, a copy rather "
+    f"than a summary; {_REVIEWED}.",
     ("small_cells", "pass"): "Nothing in the result looks like a small count.",
-    ("small_cells", "warn"): f"Parts of the result look like small counts; {_REVIEWED}.",
+    ("small_cells", "warn"): "Some values look like small counts, which can identify people; "
+    f"{_REVIEWED}.",
 }
 
 

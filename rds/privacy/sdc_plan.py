@@ -222,7 +222,7 @@ def plan_cell_stats(
         counted="people" if unit else "records",
         key_columns=key_columns,
         key_domains=tuple(_domain(k, declared, tree) for k in keys),
-        key_names=tuple(k.sql(dialect="duckdb") for k in keys),
+        key_names=tuple(_key_name(k, outputs) for k in keys),
     )
 
 
@@ -288,6 +288,18 @@ def _group_keys(
             node = aliases[node.name.lower()]
         keys.append(node.copy())
     return keys
+
+
+def _key_name(key: exp.Expression, outputs: list[exp.Expression]) -> str:
+    """A GROUP BY key as the scientist named it: the output it is, else its SQL."""
+    from sqlglot import exp
+
+    text = key.sql(dialect="duckdb")
+    for output in outputs:
+        inner = output.this if isinstance(output, exp.Alias) else output
+        if inner.sql(dialect="duckdb") == text:
+            return str(output.alias_or_name)
+    return text
 
 
 def _q(name: str) -> str:
