@@ -13,11 +13,10 @@ joined on; without one: extra aggregates in the same pass)::
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+from dp_sql import best  # best of N after a warm-up run
 
 from rds.demo import transactions
 from rds.privacy.sdc import SDCRules, check_table, plan_cell_stats
@@ -26,16 +25,6 @@ QUERY = (
     "SELECT region, category, COUNT(*) AS n, SUM(amount) AS total, AVG(amount) AS mean "
     "FROM transactions GROUP BY region, category"
 )
-
-
-def best(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up: page cache, DuckDB's first plan
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def checks_path(workdir: Path, sizes: list[int], repeat: int) -> None:
