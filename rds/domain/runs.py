@@ -17,6 +17,7 @@ here decides or releases; ``OwnerRequest`` does that.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -238,7 +239,7 @@ def _dp(domain: Domain, req: OwnerRequest) -> Outcome:
     result = runner.run_sql(
         plan.sql,
         tables={name: domain.store.directory(name)},
-        limits=policy.limits or domain.limits,
+        limits=_dp_limits(policy.limits or domain.limits, plan),
         allow_unsandboxed=domain.allow_unsandboxed,
     )
     if not result.ok:
@@ -258,6 +259,21 @@ def _dp(domain: Domain, req: OwnerRequest) -> Outcome:
     )
     payload = encode(release.frame)
     return Outcome(_record(result, "dp", payload, privacy=info), payload, CheckReport((check,)))
+
+
+def _dp_limits(limits: SandboxLimits, plan: Any) -> SandboxLimits:
+    """``limits`` with room for the largest exact frame the plan can return.
+
+    The exact aggregates have one row per group *present* in the rows the WHERE keeps, so
+    their size depends on the data; an output limit the frame could cross would fail the
+    run exactly then, and a failed DP run waits while a clean one is released: a noiseless
+    oracle on how many groups a condition keeps. The bound comes from the plan alone (every
+    declared cell, its keys' longest published values, one integer per aggregate).
+    """
+    key_bytes = sum(max((len(str(v)) for v in domain), default=0) + 16 for domain in plan.domains)
+    row = key_bytes + 16 * len(plan.aggregates) + 64
+    needed = math.ceil(math.prod(len(d) for d in plan.domains) * row / MIB) + 1
+    return replace(limits, output_mb=max(limits.output_mb, needed))
 
 
 def dp_schema(domain: Domain, dataset: str) -> Any:

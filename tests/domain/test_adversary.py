@@ -270,3 +270,48 @@ def test_what_the_scientist_reads_of_a_check_has_no_figure(shop: Any) -> None:
     seen = req.checks.to_dict()
     assert not any(ch.isdigit() for check in seen["checks"] for ch in check["explanation"])
     assert all(not check["numbers"] for check in seen["checks"])
+
+
+def test_the_output_limit_is_no_oracle_on_how_many_groups_a_condition_keeps(
+    tmp_path: Any,
+) -> None:
+    """The exact DP aggregate has a row per group present in the kept rows, so its size
+    depends on the data; under a 1 MB output limit a red team binary-searched a condition
+    to exactly the limit and read one bit per request from "failed, waits" vs "released".
+    The run's output limit now comes from the plan's declared cells, so the run never hits
+    it: many present groups are released like few."""
+    rng = np.random.default_rng(3)
+    n = 50_000
+    frame = pd.DataFrame(
+        {
+            "pid": np.arange(n),
+            "zip": rng.integers(0, 5000, n),
+            "byear": rng.integers(1920, 2020, n),
+            "amount": rng.uniform(0, 500, n).round(2),
+        }
+    )
+    domain = rds.Domain.create("Limits", path=tmp_path / "limits")
+    try:
+        domain.publish(
+            "tx",
+            frame,
+            bounds={"amount": (0, 500)},
+            categories={"zip": list(range(5000)), "byear": list(range(1920, 2020))},
+            privacy_unit="pid",
+            policy=rds.Policy(
+                auto_release="dp",
+                epsilon_budget=3.0,
+                limits=rds.SandboxLimits(output_mb=1),
+            ),
+        )
+        creds = domain.add_scientist("mallory@uni.example.org")
+        ds = rds.connect(domain, email=creds.email, password=creds.password).dataset("tx")
+        sql = (
+            "SELECT zip, byear, COUNT(*) AS n, SUM(amount) AS s FROM tx WHERE {w} "
+            "GROUP BY zip, byear"
+        )
+        many = ds.sql(sql.format(w="pid >= 0"), epsilon=0.01, reason="all groups")
+        few = ds.sql(sql.format(w="pid < 10"), epsilon=0.01, reason="few groups")
+        assert (many.status, few.status) == ("released", "released")
+    finally:
+        domain.close()
