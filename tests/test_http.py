@@ -60,9 +60,9 @@ def _read_json(proc: subprocess.Popen[str]) -> dict:
 
 
 def test_end_to_end_over_http(
-    served: tuple[Path, str], private_frame: pd.DataFrame, tmp_path: Path
+    served_module: tuple[Path, str], private_frame: pd.DataFrame, tmp_path: Path
 ) -> None:
-    path, url = served
+    path, url = served_module
     assert url.startswith("http://127.0.0.1:")
     owner = rds.Domain.open(path)  # attaches to the running server as its admin
     assert not owner.embedded and owner.url == url
@@ -138,8 +138,8 @@ def test_restart_after_kill_keeps_everything(served: tuple[Path, str]) -> None:
     assert owner.ledger.verify() > 0
 
 
-def test_server_binds_loopback_without_cors(served: tuple[Path, str]) -> None:
-    _, url = served
+def test_server_binds_loopback_without_cors(served_module: tuple[Path, str]) -> None:
+    _, url = served_module
     port = int(url.rsplit(":", 1)[1])
     request = urllib.request.Request(
         f"{url}/api/v2/metadata", headers={"Origin": "http://evil.example"}
@@ -211,8 +211,8 @@ def test_cli_start_stop(tmp_path: Path) -> None:
         assert d.embedded and d.name == "Clinic"
 
 
-def test_port_in_use_is_a_clear_error(served: tuple[Path, str], tmp_path: Path) -> None:
-    _, url = served
+def test_port_in_use_is_a_clear_error(served_module: tuple[Path, str], tmp_path: Path) -> None:
+    _, url = served_module
     port = int(url.rsplit(":", 1)[1])
     with rds.Domain.create("Other", path=tmp_path / "other"):
         pass

@@ -39,7 +39,7 @@ EXPECTED = {
     "04-owner-review.ipynb": [
         "approve enabled before a private run: False",
         "scientist sees: released",
-        "failed checks: ['threshold']",
+        "failed checks: ['threshold', 'zeros']",
         "approve enabled without a justification: False",
         "imports os",
         "denied: Cells under 10 patients",

@@ -15,5 +15,7 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     from rds.server.handlers import setup_handlers
     from rds.server.service import RemoteDataService
 
-    setup_handlers(server_app.web_app, RemoteDataService())
+    service = RemoteDataService()
+    setup_handlers(server_app.web_app, service)
+    service.warm_up()
     server_app.log.info("rds: Remote Data routes registered under /rds/")

@@ -55,6 +55,26 @@ class RemoteDataService:
         self._sessions: dict[str, tuple[Profile, Session]] = {}
         self._domains: dict[str, tuple[Profile, Domain]] = {}
         self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
+        # One login (or attachment) per profile at a time: calls that arrive while one is
+        # under way wait for it rather than each log in again and pile up on the domain.
+        self._connecting: dict[str, threading.Lock] = {}
+
+    def warm_up(self) -> threading.Thread:
+        """Import syft and rds's client modules in the background (about 5-10 s).
+
+        Called when Jupyter starts, so the panel's first call to a domain pays for its
+        login only, not for the imports as well.
+        """
+
+        def load() -> None:
+            import syft  # noqa: F401  (what logging in to a domain takes most of its time on)
+
+            import rds.domain.domain
+            import rds.scientist.session  # noqa: F401
+
+        thread = threading.Thread(target=load, name="rds-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     # -- profiles ------------------------------------------------------------------
     def profiles(self) -> list[dict[str, Any]]:
@@ -148,14 +168,15 @@ class RemoteDataService:
         profile = self.store.get(name)
         if profile.kind != "scientist":
             raise InvalidInput(f"Profile {name!r} is an owner's domain, not a scientist login.")
-        with self._lock:
-            held = self._sessions.get(name)
-        if held is not None and held[0] == profile:
-            return held[1]
-        session = rds.connect(profile.url, email=profile.email, password=profile.password)
-        with self._lock:
-            self._sessions[name] = (profile, session)
-        return session
+        with self._connecting_lock(name):
+            with self._lock:
+                held = self._sessions.get(name)
+            if held is not None and held[0] == profile:
+                return held[1]
+            session = rds.connect(profile.url, email=profile.email, password=profile.password)
+            with self._lock:
+                self._sessions[name] = (profile, session)
+            return session
 
     def _domain(self, name: str) -> Domain:
         from rds.domain.domain import Domain, running_url
@@ -164,21 +185,26 @@ class RemoteDataService:
         profile = self.store.get(name)
         if profile.kind != "owner" or profile.path is None:
             raise InvalidInput(f"Profile {name!r} is a scientist login, not an owned domain.")
+        with self._connecting_lock(name):
+            with self._lock:
+                held = self._domains.get(name)
+            if held is not None and held[0] == profile:
+                return held[1]
+            # Opening an unserved domain here would hold its directory for the life of
+            # Jupyter and lock its owner out of it; only attach to a running server.
+            if running_url(Layout(Path(profile.path))) is None:
+                raise DomainUnreachable(
+                    f"Domain {profile.path} is not being served; start it with "
+                    f"`rds domain start --path {profile.path}`."
+                )
+            domain = Domain.open(profile.path)
+            with self._lock:
+                self._domains[name] = (profile, domain)
+            return domain
+
+    def _connecting_lock(self, name: str) -> threading.Lock:
         with self._lock:
-            held = self._domains.get(name)
-        if held is not None and held[0] == profile:
-            return held[1]
-        # Opening an unserved domain here would hold its directory for the life of Jupyter
-        # and lock its owner out of it; only attach to a running server.
-        if running_url(Layout(Path(profile.path))) is None:
-            raise DomainUnreachable(
-                f"Domain {profile.path} is not being served; start it with "
-                f"`rds domain start --path {profile.path}`."
-            )
-        domain = Domain.open(profile.path)
-        with self._lock:
-            self._domains[name] = (profile, domain)
-        return domain
+            return self._connecting.setdefault(name, threading.Lock())
 
     def _cached(self, key: tuple[str, ...], load: Callable[[], T], ttl: float | None = None) -> T:
         now = time.monotonic()

@@ -21,6 +21,13 @@ import pytest
 import rds
 
 
+@pytest.fixture
+def served(served_module: tuple[Path, str]) -> tuple[Path, str]:
+    """One served domain for the module: every attack must leave it unchanged (each test
+    compares its fingerprint before and after), so the tests need not start one each."""
+    return served_module
+
+
 def _fingerprint(root: Path) -> dict[str, str]:
     """Hashes of every file of the domain outside syft's own state and the logs."""
     skip = {"syft", "server.log", "server.json", ".lock"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ import pytest
 import rds
 from rds.errors import InvalidInput, RDSError
 from rds.privacy.report import scientist_text
+from tests.conftest import embedded_hospital, patients
 
 BY_WARD = (
     "SELECT ward, COUNT(*) AS n, AVG(age) AS mean_age FROM patients GROUP BY ward ORDER BY ward"
@@ -98,6 +101,16 @@ def test_record_level_query_fails_unless_columns_are_non_sensitive(
     assert domain.request(leaky.id).run().checks.verdict == "fail"
 
 
+@pytest.fixture(scope="module")
+def refusing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[rds.Domain, rds.Session]]:
+    """One domain and session for all the refused queries: none may reach it (each test
+    counts its requests before and after), so they need not make one each."""
+    domain = embedded_hospital(tmp_path_factory.mktemp("refusing") / "domain", patients())
+    creds = domain.add_scientist("ada@uni.example.org")
+    yield domain, rds.connect(domain, email=creds.email, password=creds.password)
+    domain.close()
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -118,8 +131,9 @@ def test_record_level_query_fails_unless_columns_are_non_sensitive(
     ],
 )
 def test_refused_queries_are_never_submitted(
-    domain: rds.Domain, session: rds.Session, query: str
+    refusing: tuple[rds.Domain, rds.Session], query: str
 ) -> None:
+    domain, session = refusing
     before = len(domain.requests)
     with pytest.raises(InvalidInput):
         session.dataset("patients").sql(query, reason="attack")

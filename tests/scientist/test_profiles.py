@@ -21,15 +21,17 @@ def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return where
 
 
-def _served(served: tuple[Path, str]) -> dict[str, Any]:
-    path, url = served
+@pytest.fixture(scope="module")
+def hospital(served_module: tuple[Path, str]) -> dict[str, Any]:
+    """A served domain and one scientist's login, shared: no test here changes the domain."""
+    path, url = served_module
     with rds.Domain.open(path) as domain:
         creds = domain.add_scientist("ada@uni.example.org")
     return {"path": path, "url": url, "email": creds.email, "password": creds.password}
 
 
-def test_save_as_then_connect_by_profile(served: tuple[Path, str], config_dir: Path) -> None:
-    h = _served(served)
+def test_save_as_then_connect_by_profile(hospital: dict[str, Any], config_dir: Path) -> None:
+    h = hospital
     rds.connect(h["url"] + "/", email=h["email"], password=h["password"], save_as="hospital")
     file = config_dir / "profiles.json"
     assert stat.S_IMODE(file.stat().st_mode) == 0o600
@@ -51,8 +53,8 @@ def test_save_as_then_connect_by_profile(served: tuple[Path, str], config_dir: P
     assert "password" not in ProfileStore().get("hospital").public()
 
 
-def test_a_failed_login_saves_nothing(served: tuple[Path, str], config_dir: Path) -> None:
-    h = _served(served)
+def test_a_failed_login_saves_nothing(hospital: dict[str, Any], config_dir: Path) -> None:
+    h = hospital
     with pytest.raises(rds.AuthenticationFailed):
         rds.connect(h["url"], email=h["email"], password="wrong", save_as="hospital")
     with pytest.raises(rds.InvalidInput, match="profile name"):

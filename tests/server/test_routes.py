@@ -247,3 +247,48 @@ def test_the_service_is_plain_python() -> None:
     code = "import sys, rds.server.service; print('tornado' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_calls_that_arrive_during_a_login_wait_for_it(
+    hospital: dict[str, Any], profiles_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The panel's first calls to a domain come together: one attachment serves them all."""
+    import threading
+
+    from rds.domain.domain import Domain
+    from rds.server.service import RemoteDataService
+
+    rds.Domain.open(hospital["path"], save_as="mine").close()
+    opened = []
+    real_open = Domain.open.__func__  # type: ignore[attr-defined]
+
+    def counting_open(cls: type[Domain], *args: Any, **kwargs: Any) -> Domain:
+        opened.append(args)
+        return real_open(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Domain, "open", classmethod(counting_open))
+    service = RemoteDataService()
+    answers: list[int] = []
+    calls = [
+        threading.Thread(target=lambda: answers.append(service.pending("mine"))) for _ in "abc"
+    ]
+    for call in calls:
+        call.start()
+    for call in calls:
+        call.join(timeout=120)
+    assert len(answers) == 3 and len(set(answers)) == 1
+    assert len(opened) == 1
+
+
+def test_jupyter_start_imports_syft_in_the_background() -> None:
+    """So that the panel's first call to a domain pays for the login only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from rds.server.service import RemoteDataService; "
+        "print('syft' in sys.modules); RemoteDataService().warm_up().join(); "
+        "print('syft' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

@@ -1,4 +1,10 @@
-"""Fixtures for browser tests: one JupyterLab and one Chromium per session, a page per test."""
+"""Fixtures for browser tests: one JupyterLab and one Chromium for tests/ui, a page per test.
+
+Both end with the last test here, not with the session: while Playwright's sync API is
+open, its event loop counts as running in this thread, and the tests that run after these
+in the same process (on the same xdist worker, say) could not run a loop of their own
+(pytest-jupyter's ``jp_asyncio_loop`` would find this one, running).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from tests.ui.lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Lab, scre
 expect.set_options(timeout=20_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A real JupyterLab on a free port; tests write notebooks under ``lab.root``."""
     server = start_lab(
@@ -31,7 +37,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium (Playwright's own download does not work here)."""
     with sync_playwright() as playwright:
