@@ -142,7 +142,6 @@ _ONE_AT_A_TIME = (
     "tests/sandbox/test_attacks.py::test_sleeping_loop_is_stopped_by_the_wall_clock",
     "tests/sandbox/test_load.py::test_reading_and_grouping_costs_at_most_twice_an_in_memory",
     "tests/server/test_routes.py::test_a_down_domain_shows_as_down_and_never_blocks_the_server",
-    "tests/privacy/test_dp.py::test_planning_and_release_of_a_hundred_groups_take_milliseconds",
 )
 LONG_FIRST = (
     ONE_AT_A_TIME,

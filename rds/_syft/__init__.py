@@ -5,3 +5,8 @@
 records, ``submission`` writes and reads the request text. syft is imported inside
 functions: ``import syft`` takes seconds and the rest of rds must import without it.
 """
+
+
+def preload() -> None:
+    """Import syft now (seconds), so that a later login does not wait for it."""
+    import syft  # noqa: F401

@@ -340,15 +340,16 @@ class Domain:
         """One request by id."""
         return self.note_submission(self._conn.request(request_id))
 
-    def auto_release(self, request_id: str) -> str | None:
+    def auto_release(self, request_id: str, *, paced: bool = False) -> str | None:
         """Record a new request in the ledger and apply its datasets' ``auto_release`` policy.
 
-        A served domain does this for every request as it arrives; returns ``"released"``,
-        ``"denied"`` or ``None`` (left for a human).
+        A served domain does this for every request as it arrives, ``paced``: a DP answer
+        goes out a fixed time after the pickup (``WorkerLimits.dp_allowance``). Returns
+        ``"released"``, ``"denied"`` or ``None`` (left for a human).
         """
         from rds.domain.autorelease import auto_release
 
-        return auto_release(self, self.request(request_id))
+        return auto_release(self, self.request(request_id), paced=paced)
 
     def review(self, *, refresh_every: float | None = 3.0) -> ReviewDesk:
         """The review desk: an ipywidgets queue, detail view and approve/deny buttons.

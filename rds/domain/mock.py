@@ -86,11 +86,19 @@ def _column(col: pd.Series, n: int, rng: np.random.Generator, min_count: int) ->
         drawn = pd.Series(rng.random(n) < (values.mean() if len(values) else 0.5))
     elif pd.api.types.is_numeric_dtype(col):
         drawn = _numeric(values.astype(float), n, rng, integer=pd.api.types.is_integer_dtype(col))
-    elif pd.api.types.is_datetime64_any_dtype(col):
-        as_ns = values.astype("int64").astype(float)
-        drawn = pd.Series(pd.to_datetime(_numeric(as_ns, n, rng, integer=True), utc=False))
-        if getattr(col.dtype, "tz", None) is not None:
-            drawn = drawn.dt.tz_localize(col.dtype.tz)
+    elif pd.api.types.is_datetime64_any_dtype(col) or pd.api.types.is_timedelta64_dtype(col):
+        # Drawn as integers in the column's own unit (s, ms, us or ns): read as nanoseconds,
+        # a column of seconds would give a mock of dates in January 1970.
+        unit = col.dt.unit
+        ticks = _numeric(values.astype("int64").astype(float), n, rng, integer=True)
+        if pd.api.types.is_timedelta64_dtype(col):
+            drawn = pd.Series(pd.to_timedelta(ticks, unit=unit))
+        elif getattr(col.dtype, "tz", None) is not None:  # the integers count from UTC
+            drawn = pd.Series(pd.to_datetime(ticks, unit=unit, utc=True)).dt.tz_convert(
+                col.dtype.tz
+            )
+        else:
+            drawn = pd.Series(pd.to_datetime(ticks, unit=unit))
     else:
         # Categories are rebuilt from the drawn values only: the private column's dtype
         # would list every category, rare ones included.

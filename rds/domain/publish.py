@@ -30,6 +30,15 @@ def load_data(data: pd.DataFrame | str | Path) -> pd.DataFrame:
     names = [str(c) for c in frame.columns]
     if len(set(names)) != len(names):
         raise InvalidInput(f"Column names must be unique; got {names}.")
+    # SQL folds case: DuckDB would rename one of "Age" and "age", and a query could not say
+    # which it reads.
+    folded: dict[str, str] = {}
+    for column in names:
+        if (other := folded.setdefault(column.casefold(), column)) != column:
+            raise InvalidInput(
+                f"Columns {other!r} and {column!r} differ only in case; SQL cannot tell them "
+                "apart. Rename one of them."
+            )
     frame = frame.copy()
     frame.columns = names
     return frame.reset_index(drop=True)

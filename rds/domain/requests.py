@@ -128,6 +128,10 @@ class OwnerRequest:
         A differentially private request reserves its ε first (refused, and denied, if it
         would exceed the budget) and runs once: its noisy answer is fixed after that.
         """
+        return self._run()
+
+    def _run(self, *, allowance: float | None = None) -> RunPreview:
+        """``run()``; ``allowance``: a served domain's DP auto-release (``run_request``)."""
         from rds.domain.runs import run_request
 
         if self.kind == "dp":
@@ -137,7 +141,7 @@ class OwnerRequest:
         domain = self._domain
         self._pick_up()  # before the run: the scientist sees no stage while it works
         try:
-            outcome = run_request(domain, self)
+            outcome = run_request(domain, self, allowance=allowance)
         except BudgetExceeded as exc:
             self._deny(str(exc), actor="policy:epsilon_budget")
             raise
@@ -171,7 +175,10 @@ class OwnerRequest:
             sandboxed=run["sandboxed"],
             checks=outcome.report.verdict,
             result_sha256=run["sha256"],
+            **({"fallback": run["fallback"]} if run.get("fallback") else {}),
         )
+        if run.get("fallback"):
+            _log_fallback(domain, self.id, run["fallback"])
         if not run["sandboxed"]:
             domain.ledger.append(
                 "unsandboxed_run", actor=domain.owner, request=self.id, warning="no bubblewrap"
@@ -376,3 +383,15 @@ def _empty_report() -> CheckReport:
     from rds.privacy.report import CheckReport
 
     return CheckReport(())
+
+
+def _log_fallback(domain: Domain, request_id: str, fallback: dict[str, Any]) -> None:
+    """Tell the owner (the worker's log, a warning in a notebook) that a DP run was replaced."""
+    warnings.warn(
+        f"DP request {request_id} on {domain.name!r}: the run failed or did not finish in its "
+        f"time allowance ({fallback.get('error_type')}: {fallback.get('error')}); the answer "
+        "for no rows (pure noise) was released in its place. If this happens often, raise "
+        "WorkerLimits.dp_seconds or dp_seconds_per_million_rows (domain.json).",
+        RuntimeWarning,
+        stacklevel=3,
+    )

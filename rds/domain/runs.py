@@ -54,8 +54,12 @@ def _runnable(req: OwnerRequest) -> None:
         )
 
 
-def run_request(domain: Domain, req: OwnerRequest) -> Outcome:
-    """Run ``req`` on the private data according to its kind."""
+def run_request(domain: Domain, req: OwnerRequest, *, allowance: float | None = None) -> Outcome:
+    """Run ``req`` on the private data according to its kind.
+
+    ``allowance`` (seconds, DP only, set by a served domain's worker): the run is stopped
+    within it, and one that fails or is stopped gives the answer for no rows (see ``_dp``).
+    """
     _runnable(req)
     missing = sorted(set(req.datasets) - set(domain.store.names()))
     if missing:
@@ -64,7 +68,7 @@ def run_request(domain: Domain, req: OwnerRequest) -> Outcome:
         return _python(domain, req)
     if req.kind == "sql":
         return _sql(domain, req)
-    return _dp(domain, req)
+    return _dp(domain, req, allowance=allowance)
 
 
 def run_on_mock(domain: Domain, req: OwnerRequest) -> RunResult:
@@ -211,17 +215,27 @@ def _sql(domain: Domain, req: OwnerRequest) -> Outcome:
     return Outcome(_record(result, "sql", payload), payload, report)
 
 
-def _dp(domain: Domain, req: OwnerRequest) -> Outcome:
-    from rds.privacy.dp import plan_dp_query, release_dp
+def _dp(domain: Domain, req: OwnerRequest, *, allowance: float | None = None) -> Outcome:
+    """Reserve ε, run the exact aggregates in the sandbox, add the noise.
+
+    With an ``allowance`` (the worker's auto-release), the sandbox gets 3/4 of it as its
+    wall-clock limit, and a run that fails for any reason (time, memory, the machine) is
+    answered as a table with no rows would be: pure noise, with the same columns, checks and
+    privacy figures as any answer. The scientist cannot tell the two apart, so neither the
+    run's time nor its failure, both of which depend on the private rows, is a channel; the
+    owner's ``run.json`` and ledger say ``fallback``.
+    """
+    from rds.privacy.dp import no_rows, plan_dp_query, release_dp
 
     name = req.datasets[0]
     policy = domain.policy(name)
     if budget.amount(req.epsilon) < budget.amount(policy.min_epsilon):  # before any planning
         raise EpsilonTooSmall(dataset=name, requested=req.epsilon, minimum=policy.min_epsilon)
-    # Noise for at most the ε the ledger charges (the decimal the scientist typed).
-    epsilon = budget.plan_epsilon(req.epsilon)
+    # Noise for at most the ε and δ the ledger charges (the decimals the scientist typed).
+    epsilon = budget.plan_amount(req.epsilon)
+    delta = budget.plan_amount(req.delta) if req.delta else None
     try:
-        plan = plan_dp_query(req.sql, dp_schema(domain, name), epsilon=epsilon, delta=req.delta)
+        plan = plan_dp_query(req.sql, dp_schema(domain, name), epsilon=epsilon, delta=delta)
     except InvalidInput as exc:  # decided on the public schema alone, before anything runs
         raise QueryRefused(str(exc)) from None
     budget.reserve(
@@ -231,20 +245,34 @@ def _dp(domain: Domain, req: OwnerRequest) -> Outcome:
         dataset=name,
         request=req.id,
         epsilon=req.epsilon,
-        delta=plan.delta,
+        delta=req.delta or 0.0,
         epsilon_budget=policy.epsilon_budget,
         delta_budget=policy.delta_budget,
         min_epsilon=policy.min_epsilon,
     )
+    limits = _dp_limits(policy.limits or domain.limits, plan)
+    if allowance is not None:
+        limits = replace(limits, wall_seconds=min(limits.wall_seconds, 0.75 * allowance))
     result = runner.run_sql(
         plan.sql,
         tables={name: domain.store.directory(name)},
-        limits=_dp_limits(policy.limits or domain.limits, plan),
+        limits=limits,
         allow_unsandboxed=domain.allow_unsandboxed,
     )
-    if not result.ok:
+    if not result.ok and allowance is None:
         return _failed(result, "dp")
-    release = release_dp(plan, decode(result.payload or b""))
+    fallback: dict[str, str | None] | None = None
+    if result.ok:
+        try:
+            release = release_dp(plan, decode(result.payload or b""))
+        except InvalidInput as exc:  # the exact frame is not what the plan says
+            if allowance is None:
+                raise
+            fallback = {"error_type": "InvalidInput", "error": str(exc)}
+    else:
+        fallback = {"error_type": result.error_type, "error": result.error}
+    if fallback is not None:
+        release = release_dp(plan, no_rows(plan))
     info = release.info()
     scales = ", ".join(f"{k} {v:.3g}" for k, v in release.noise_scale.items())
     check = Check(
@@ -258,7 +286,10 @@ def _dp(domain: Domain, req: OwnerRequest) -> Outcome:
         public=True,  # the request's ε and noise scales from published bounds: no data
     )
     payload = encode(release.frame)
-    return Outcome(_record(result, "dp", payload, privacy=info), payload, CheckReport((check,)))
+    run = _record(result, "dp", payload, privacy=info)
+    if fallback is not None:  # released as if the run had succeeded: see the docstring
+        run = {**run, "ok": True, "fallback": fallback}
+    return Outcome(run, payload, CheckReport((check,)))
 
 
 def _dp_limits(limits: SandboxLimits, plan: Any) -> SandboxLimits:

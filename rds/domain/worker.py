@@ -265,7 +265,7 @@ class Worker:
         while (taken := self.queue.get()) is not None:
             scientist, request_id = taken
             try:
-                outcome = self.domain.auto_release(request_id)
+                outcome = self.domain.auto_release(request_id, paced=True)
             except Exception as exc:  # a transient failure is tried again, a few times
                 self._failed(request_id, str(exc))
                 continue

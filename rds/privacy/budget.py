@@ -54,11 +54,11 @@ def amount(value: float | int | Decimal | None) -> Decimal:
     return Decimal(repr(number))
 
 
-def plan_epsilon(epsilon: float) -> float:
-    """The largest float not above ``amount(epsilon)``: the ε noise is calibrated to, so the
-    privacy loss never exceeds what the ledger charges (``0.1`` the float is a hair above
+def plan_amount(value: float) -> float:
+    """The largest float not above ``amount(value)``: the ε (or δ) noise is calibrated to, so
+    the privacy loss never exceeds what the ledger charges (``0.1`` the float is a hair above
     ``0.1`` the decimal)."""
-    charged = amount(epsilon)
+    charged = amount(value)
     number = float(charged)
     while Decimal(number) > charged:
         number = math.nextafter(number, 0.0)

@@ -101,6 +101,10 @@ __all__ = [
 ]
 
 CONFIDENCE = 0.95
+#: The largest δ one query may use. δ is the chance that the ε guarantee fails outright for
+#: everyone at once; the usual values are 1e-5 to 1e-9, far below one over the rows. Near 1
+#: it would calibrate the Gaussian noise to ε = 0, a plan that cannot be released.
+MAX_DELTA = 1e-3
 #: Group sizes at which a preview shows an AVG's half-width.
 PREVIEW_COUNTS = (10, 100, 1000, 10000)
 
@@ -317,10 +321,15 @@ def plan_dp_query(
     if not (math.isfinite(epsilon) and epsilon > 0):
         raise InvalidInput(f"epsilon must be finite and > 0, not {epsilon!r}.")
     delta = float(delta or 0.0)
-    if not 0.0 <= delta < 1.0:
-        raise InvalidInput(f"delta must be in [0, 1), not {delta!r}.")
+    if not 0.0 <= delta <= MAX_DELTA:
+        raise InvalidInput(
+            f"delta must be in [0, {MAX_DELTA:g}], not {delta!r}: δ is the chance that the "
+            "guarantee fails for everyone at once (usual values: 1e-5 to 1e-9)."
+        )
     draft = parse_dp_query(query, schema)
-    return _calibrate(draft, float(epsilon), delta)
+    plan = _calibrate(draft, float(epsilon), delta)
+    _check_plan(plan)  # a plan that could not be released is refused here, before it is sent
+    return plan
 
 
 def release_dp(plan: DPPlan, exact: pd.DataFrame) -> DPRelease:
@@ -382,6 +391,23 @@ def release_dp(plan: DPPlan, exact: pd.DataFrame) -> DPRelease:
         frame = frame.sort_values(list(by), ascending=ascending, kind="stable")
         frame = frame.reset_index(drop=True)
     return DPRelease(frame, plan.epsilon, plan.delta, plan.mechanism, scales, coverage)
+
+
+def no_rows(plan: DPPlan) -> pd.DataFrame:
+    """What ``plan.sql`` returns on a table with no rows: released in place of a DP run that
+    did not finish in time (``release_dp(plan, no_rows(plan))`` is pure noise).
+
+    Examples
+    --------
+    >>> release_dp(plan, no_rows(plan)).frame  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    counts = [0] if not plan.keys else []
+    columns: dict[str, Any] = {k: pd.Series([], dtype=object) for k in plan.keys}
+    for agg in plan.aggregates:
+        columns[agg.column] = pd.Series(counts, dtype="int64")
+    return pd.DataFrame(columns)
 
 
 def build_measurement(plan: DPPlan) -> Any:

@@ -63,6 +63,14 @@ class WorkerLimits:
     max_waiting_per_scientist
         Undecided requests one scientist may have; newer ones are denied at once with a
         reason that says so.
+    dp_seconds, dp_seconds_per_million_rows
+        A differentially private answer released by policy goes out exactly
+        ``dp_seconds + rows / 1e6 * dp_seconds_per_million_rows`` after the worker picks the
+        request up (``rows``: the dataset's published row count), however long the run
+        took. A run that has not finished by then, or failed, is stopped and the answer
+        for no rows (pure noise) goes out at that moment instead; the owner's ledger says
+        so. How long a run takes, and whether it fits its memory, depend on the private
+        rows; with a fixed release time neither reaches the scientist.
 
     Examples
     --------
@@ -71,9 +79,21 @@ class WorkerLimits:
 
     pool_size: int = 2
     max_waiting_per_scientist: int = 20
+    dp_seconds: float = 4.0
+    dp_seconds_per_million_rows: float = 8.0
 
     def __post_init__(self) -> None:
         _check_positive(self)
+
+    def dp_allowance(self, rows: int) -> float:
+        """Seconds from pickup to the release of a DP answer over ``rows`` published rows.
+
+        Examples
+        --------
+        >>> WorkerLimits().dp_allowance(1_000_000)
+        12.0
+        """
+        return self.dp_seconds + max(rows, 0) / 1e6 * self.dp_seconds_per_million_rows
 
 
 def _check_positive(limits: SandboxLimits | WorkerLimits) -> None:

@@ -134,7 +134,9 @@ class RemoteDataset:
         ``dry_run=True`` (with ``epsilon``) plans the DP query exactly as a submission would
         and returns its expected error instead (a ``DPPreview``: noise mechanism and scale,
         and each measure's 95% half-width; an AVG's by the group's count): nothing is
-        submitted, no ε is spent, no data is read, and ``reason`` is not needed.
+        submitted, no ε is spent, no data is read, and ``reason`` is not needed. An ε under
+        the owner's minimum, or beyond what is left of the budget, is refused as it would be
+        on submission.
 
         Examples
         --------
@@ -151,6 +153,7 @@ class RemoteDataset:
                     "dry_run=True previews the error of a differentially private query; "
                     "pass epsilon= too."
                 )
+            session.budget(self.name).check(epsilon, delta or 0.0)  # as a submission would
             return self._preview_dp(query, epsilon, delta)
         reason = _reason(reason or "")
         checked = check_query(query, datasets=session.dataset_names())

@@ -67,10 +67,11 @@ class RemoteDataService:
         """
 
         def load() -> None:
-            import syft  # noqa: F401  (what logging in to a domain takes most of its time on)
-
+            import rds._syft
             import rds.domain.domain
-            import rds.scientist.session  # noqa: F401
+            import rds.scientist.session
+
+            rds._syft.preload()  # what a first login spends most of its time on
 
         thread = threading.Thread(target=load, name="rds-warm-up", daemon=True)
         thread.start()

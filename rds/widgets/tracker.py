@@ -52,8 +52,12 @@ class Poller:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """End the polling; from another thread, also wait for a tick in flight to finish,
+        so that nothing it does (a read of the domain) happens after the widget is closed."""
         self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
 
     @property
     def running(self) -> bool:

@@ -202,6 +202,23 @@ def test_epsilon_below_the_minimum_is_refused_on_both_sides(shop: Any, epsilon: 
     assert not domain.ledger.events(event="ran", request=request_id)
 
 
+@pytest.mark.parametrize("delta", [0.5, 0.999999, 1 - 1e-12])
+def test_a_delta_near_one_is_refused_by_the_planner_before_anything_is_reserved(
+    shop: Any, delta: float
+) -> None:
+    """Near 1, δ calibrates the noise to ε = 0: such a plan is refused from the request
+    alone, never left waiting with ε and δ reserved."""
+    domain, session = shop
+    sql = "SELECT region, COUNT(*) AS n FROM tx GROUP BY region"
+    request_id = _forge(session, _dp_meta(sql, 0.5) | {"delta": delta})
+    assert domain.auto_release(request_id) == "denied"
+    (decision,) = domain.ledger.events(event="denied", request=request_id)
+    assert decision.actor == "policy:dp_planner"
+    assert "usual values" in (domain.request(request_id).deny_reason or "")
+    assert not domain.ledger.events(event="epsilon_reserved", request=request_id)
+    assert not domain.ledger.events(event="ran", request=request_id)
+
+
 def test_every_reservation_is_settled_exactly_once(shop: Any) -> None:
     """Reserved ε comes back for a request whose run crashed before recording anything, and
     for one that failed in the sandbox; a released one is spent once; nothing stays open."""

@@ -74,6 +74,26 @@ def test_manual_dp_release_spends_epsilon(dp_domain: rds.Domain, dp_session: rds
     assert events.count("epsilon_reserved") == 1 and events.count("epsilon_spent") == 1
 
 
+def test_delta_is_charged_as_typed_and_the_noise_spends_no_more(tmp_path: Path) -> None:
+    """1e-5 the float is a hair above 1e-5 the decimal the ledger charges: the noise is
+    calibrated to the float just below, as for ε."""
+    from decimal import Decimal
+
+    with rds.Domain.create("Delta", path=tmp_path / "d") as domain:
+        _publish(domain, rds.Policy(epsilon_budget=1.0, delta_budget=1e-4, auto_release="dp"))
+        creds = domain.add_scientist("ada@uni.example.org")
+        session = rds.connect(domain, email=creds.email, password=creds.password)
+        assert Decimal(float("1e-5")) > Decimal("1e-5")  # the float is a hair above
+        req = session.dataset("patients").sql(QUERY, epsilon=0.5, delta=1e-5, reason="δ")
+        domain.auto_release(req.id)
+        assert req.status == "released"
+        req.result(timeout=30, progress=False)
+        (reserved,) = domain.ledger.events(event="epsilon_reserved", request=req.id)
+        assert Decimal(repr(reserved.data["delta"])) == Decimal("1e-5")
+        assert Decimal(req.privacy["delta"]) <= Decimal("1e-5")
+        assert domain.budget("patients", creds.email).delta_spent == 1e-5
+
+
 def test_denied_dp_request_is_refunded(dp_domain: rds.Domain, dp_session: rds.Session) -> None:
     req = dp_session.dataset("patients").sql(QUERY, epsilon=0.8, reason="r")
     review = dp_domain.request(req.id)

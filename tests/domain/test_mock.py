@@ -73,3 +73,26 @@ def test_categorical_dtype_does_not_carry_rare_categories() -> None:
     mock = synthesize_mock(private, rows=100, seed=0)
     assert "kuru" not in set(mock["dx"].astype(str))
     assert "kuru" not in str(mock.dtypes.to_dict())
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("tz", [None, "UTC", "Europe/Paris"])
+def test_dates_and_durations_of_any_unit_keep_their_range_and_type(
+    unit: str, tz: str | None
+) -> None:
+    """Drawn in the column's own unit: seconds read as nanoseconds gave dates in 1970, and
+    durations became the strings 'category_1', ... (a mock no query of the real one runs on)."""
+    n = 400
+    when = pd.date_range("2024-01-01", periods=n, freq="h", tz=tz)
+    private = pd.DataFrame(
+        {
+            "t": when.astype(f"datetime64[{unit}, {tz}]" if tz else f"datetime64[{unit}]"),
+            "d": pd.to_timedelta(np.arange(n), unit="s").astype(f"timedelta64[{unit}]"),
+        }
+    )
+    mock = synthesize_mock(private, seed=1)
+    assert pd.api.types.is_datetime64_any_dtype(mock["t"])
+    assert str(getattr(mock["t"].dtype, "tz", None)) == str(tz)
+    assert pd.api.types.is_timedelta64_dtype(mock["d"])
+    assert private["t"].min() <= mock["t"].min() <= mock["t"].max() <= private["t"].max()
+    assert private["d"].min() <= mock["d"].min() <= mock["d"].max() <= private["d"].max()

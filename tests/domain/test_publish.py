@@ -46,6 +46,7 @@ def test_malformed_csv(domain: rds.Domain, tmp_path: Path) -> None:
         ({"bounds": {"ward": (0, 1)}}, "numeric columns"),
         ({"bounds": {"nope": (0, 1)}}, "unknown columns"),
         ({"mock": pd.DataFrame({"x": [1]})}, "columns"),
+        ({"data": pd.DataFrame({"Age": [1, 2], "age": [3, 4]})}, "differ only in case"),
     ],
 )
 def test_publish_refuses_bad_input(

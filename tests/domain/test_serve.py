@@ -356,7 +356,7 @@ def _password(hospital: dict[str, Any]) -> str:
 # requests are run by the worker on its own, so that is what a heavy queue is made of.
 HEAVY = "SELECT k, COUNT(*) AS n, SUM(v) AS s FROM big GROUP BY k"
 HEAVY_COUNT = 6
-BIG_ROWS = 1_500_000
+BIG_ROWS = 500_000
 
 
 def test_one_scientists_heavy_queue_does_not_hold_up_another(tmp_path: Path) -> None:
@@ -514,7 +514,12 @@ def test_worker_limits_are_kept_with_the_domain(tmp_path: Path) -> None:
     with rds.Domain.create("Kept", path=tmp_path / "d", worker_limits=limits) as domain:
         assert domain.worker_limits == limits
     config = json.loads((tmp_path / "d" / "domain.json").read_text())
-    assert config["worker_limits"] == {"pool_size": 3, "max_waiting_per_scientist": 7}
+    assert config["worker_limits"] == {
+        "pool_size": 3,
+        "max_waiting_per_scientist": 7,
+        "dp_seconds": 4.0,
+        "dp_seconds_per_million_rows": 8.0,
+    }
     del config["worker_limits"]  # a domain made before worker limits existed
     (tmp_path / "d" / "domain.json").write_text(json.dumps(config))
     with rds.Domain.open(tmp_path / "d") as domain:

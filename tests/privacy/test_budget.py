@@ -171,8 +171,8 @@ def test_minimum_epsilon_per_request() -> None:
 
 def test_noise_is_calibrated_to_no_more_than_the_charge() -> None:
     for typed in (0.1, 0.3, 1 / 3, 2.675, 1e-2, 3.0):
-        assert Decimal(budget.plan_epsilon(typed)) <= budget.amount(typed)
-        assert budget.plan_epsilon(typed) == pytest.approx(typed, rel=1e-15)
+        assert Decimal(budget.plan_amount(typed)) <= budget.amount(typed)
+        assert budget.plan_amount(typed) == pytest.approx(typed, rel=1e-15)
 
 
 def test_no_sequence_of_requests_exceeds_the_budget(tmp_path: Path) -> None:

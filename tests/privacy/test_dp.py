@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -284,9 +282,12 @@ def test_unsupported_shapes_are_refused_showing_the_supported_form(query: str, m
         ({"epsilon": math.nan}, "epsilon must be finite and > 0"),
         ({"epsilon": True}, "epsilon must be a number"),
         ({"epsilon": "1"}, "epsilon must be a number"),
-        ({"epsilon": 1.0, "delta": -1e-9}, r"delta must be in \[0, 1\)"),
-        ({"epsilon": 1.0, "delta": 1.0}, r"delta must be in \[0, 1\)"),
-        ({"epsilon": 1.0, "delta": math.nan}, r"delta must be in \[0, 1\)"),
+        ({"epsilon": 1.0, "delta": -1e-9}, r"delta must be in \[0, 0\.001\]"),
+        ({"epsilon": 1.0, "delta": 1.0}, r"delta must be in \[0, 0\.001\]"),
+        ({"epsilon": 1.0, "delta": math.nan}, r"delta must be in \[0, 0\.001\]"),
+        # Near 1, δ would calibrate the noise to ε = 0: a plan that cannot be released.
+        ({"epsilon": 1.0, "delta": 0.999999}, r"delta must be in \[0, 0\.001\]"),
+        ({"epsilon": 1.0, "delta": 0.0011}, r"usual values"),
     ],
 )
 def test_budgets_outside_the_valid_range_are_refused(budget: dict[str, Any], match: str) -> None:
@@ -611,23 +612,3 @@ def test_intervals_cover_at_least_95_percent_exactly(epsilon: float, delta: floa
         cdf, _ = _gaussian_law(scale)
         outside = 2 * (1 - float(cdf(np.array([h]))[0]))
     assert outside <= 0.05
-
-
-# --- speed ------------------------------------------------------------------------------
-
-
-def test_planning_and_release_of_a_hundred_groups_take_milliseconds() -> None:
-    wards = tuple(f"w{i:03d}" for i in range(100))
-    schema = replace(
-        SCHEMA, columns=(DPColumn("ward", "object", categories=wards), SCHEMA.columns[4])
-    )
-    rng = np.random.default_rng(3)
-    df = pd.DataFrame({"ward": rng.choice(wards, 5000), "age": rng.integers(0, 100, 5000)})
-    query = "SELECT ward, COUNT(*), AVG(age) FROM patients GROUP BY ward"
-    exact = _exact(plan_dp_query(query, schema, epsilon=1.0), df)
-    timings = []
-    for _ in range(15):
-        start = time.perf_counter()
-        release_dp(plan_dp_query(query, schema, epsilon=1.0), exact)
-        timings.append(time.perf_counter() - start)
-    assert statistics.median(timings) < 0.05  # measured ~5 ms; binary_search_param was ~500

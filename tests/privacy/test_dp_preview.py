@@ -75,6 +75,11 @@ def test_a_dry_run_spends_nothing_submits_nothing_and_reads_no_data(
     assert "nothing was run or spent" in repr(preview)
     with pytest.raises(rds.InvalidInput, match="pass epsilon"):
         ds.sql(QUERY, dry_run=True)
+    # refused as a submission would be: under the minimum ε, or beyond the budget
+    with pytest.raises(rds.EpsilonTooSmall):
+        ds.sql(QUERY, epsilon=1e-9, dry_run=True)
+    with pytest.raises(rds.BudgetExceeded):
+        ds.sql(QUERY, epsilon=1.5, dry_run=True)
 
 
 def test_the_preview_matches_what_is_then_released(

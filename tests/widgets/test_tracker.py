@@ -131,3 +131,25 @@ def test_wait_bar_states() -> None:
     assert endless.bar.value == pytest.approx(2 / 4)  # the second of three steps
     endless.close()
     assert "interrupted" in endless.label.value
+
+
+def test_stopping_a_poller_waits_for_the_tick_in_flight() -> None:
+    """A closed widget must not read the domain any more: its owner may delete it next."""
+    import threading
+
+    from rds.widgets.tracker import Poller
+
+    inside, finished = threading.Event(), []
+
+    def tick() -> bool:
+        inside.set()
+        time.sleep(0.5)  # a slow read of the domain
+        finished.append(time.monotonic())
+        return True
+
+    poller = Poller(tick, interval=0.01).start()
+    assert inside.wait(10)
+    poller.stop()
+    stopped = time.monotonic()
+    assert finished and finished[0] <= stopped  # the read ended before stop() returned
+    assert not poller.running
