@@ -47,7 +47,7 @@ def new_identity_values() -> tuple[str, str]:
 # the first one in saves the level and the last one out restores it.
 _QUIET_LOCK = threading.Lock()
 _quiet_depth = 0
-_saved_level = logging.NOTSET
+_saved_levels: dict[logging.Logger, int] = {}
 
 
 @contextlib.contextmanager
@@ -58,12 +58,10 @@ def quiet() -> Iterator[None]:
     thread redirects stdout and stderr: a redirect made by a background thread is process-wide
     and would swallow whatever the notebook's own code printed meanwhile.
     """
-    global _quiet_depth, _saved_level
-    root = logging.getLogger()
+    global _quiet_depth
     with _QUIET_LOCK:
         if _quiet_depth == 0:
-            _saved_level = root.level
-            root.setLevel(logging.ERROR + 100)
+            _silence_syft_loggers()
         _quiet_depth += 1
         # syft_function displays a "SyftSuccess ... create a project" banner in notebooks.
         user_code = sys.modules.get("syft.service.code.user_code")
@@ -82,7 +80,19 @@ def quiet() -> Iterator[None]:
         with _QUIET_LOCK:
             _quiet_depth -= 1
             if _quiet_depth == 0:
-                root.setLevel(_saved_level)
+                for logger, level in _saved_levels.items():
+                    logger.setLevel(level)
+                _saved_levels.clear()
+
+
+def _silence_syft_loggers() -> None:
+    """Raise the level of syft's loggers only (``syft`` and every ``syft.*`` one made so far);
+    the notebook's own logging, and the root logger, are left as they are."""
+    names = ["syft"] + [n for n in logging.root.manager.loggerDict if n.startswith("syft.")]
+    for name in names:
+        logger = logging.getLogger(name)
+        _saved_levels[logger] = logger.level
+        logger.setLevel(logging.CRITICAL + 100)
 
 
 def _no_display(*_objects: Any, **_options: Any) -> None:

@@ -153,3 +153,37 @@ def test_stopping_a_poller_waits_for_the_tick_in_flight() -> None:
     stopped = time.monotonic()
     assert finished and finished[0] <= stopped  # the read ended before stop() returned
     assert not poller.running
+
+
+def test_a_notebooks_own_logging_survives_widgets_polling(
+    domain: rds.Domain, session: rds.Session
+) -> None:
+    """The desk and a tracker poll syft from daemon threads; while one is inside syft, rds
+    quiets syft's loggers only, never the root logger the notebook's own logging uses."""
+    import logging
+
+    req = session.dataset("patients").request(mean_age, reason="age profile")
+    tracker = RequestTracker(req, poll=0.01)
+    desk = domain.review(refresh_every=0.01)
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    root, keep = logging.getLogger(), Keep()
+    level = root.level
+    root.addHandler(keep)
+    root.setLevel(logging.INFO)
+    try:
+        mine = logging.getLogger("my_analysis")
+        for i in range(300):
+            mine.info("step %d", i)
+            time.sleep(0.005)
+        assert tracker._poller is not None and tracker._poller.running  # polled throughout
+    finally:
+        root.removeHandler(keep)
+        root.setLevel(level)
+        tracker.close()
+        desk.close()
+    assert [m for m in seen if m.startswith("step ")] == [f"step {i}" for i in range(300)]
