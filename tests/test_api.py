@@ -48,6 +48,16 @@ def test_syft_is_imported_only_in_the_adapter() -> None:
     assert offenders == []
 
 
+def test_only_the_adapter_knows_syfts_routes() -> None:
+    """syft's URLs change between versions: one place (``rds._syft``) spells them."""
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "rds").rglob("*.py")
+        if "/api/v2" in p.read_text() and "_syft" not in p.parts
+    ]
+    assert offenders == []
+
+
 def _normalise(req: str) -> str:
     return re.sub(r"\s+", "", req).lower()
 

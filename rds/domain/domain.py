@@ -6,7 +6,6 @@ import fcntl
 import json
 import os
 import secrets
-import urllib.request
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -417,13 +416,15 @@ def build_domain_server(layout: Layout) -> Any:
 
 def running_url(layout: Layout) -> str | None:
     """The URL of a live server for this domain, from ``server.json``, if it answers."""
+    from rds._syft.probe import answers
+
     try:
         info = json.loads(layout.server_file.read_text())
         os.kill(int(info["pid"]), 0)
-        with urllib.request.urlopen(f"{info['url']}/api/v2/metadata", timeout=3):  # noqa: S310
-            return str(info["url"])
-    except (OSError, ValueError, KeyError):
+        url = str(info["url"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
+    return url if answers(url, timeout=3) else None
 
 
 def _take_lock(layout: Layout) -> int:

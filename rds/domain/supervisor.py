@@ -31,7 +31,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -281,11 +280,9 @@ def process_uid(pid: int) -> int | None:
 
 
 def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/api/v2/metadata", timeout=2):  # noqa: S310
-            return True
-    except (OSError, ValueError):
-        return False
+    from rds._syft.probe import answers
+
+    return answers(url, timeout=2)
 
 
 def _terminate(process: subprocess.Popen[Any], pid: int) -> None:

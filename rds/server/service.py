@@ -20,8 +20,6 @@ import json
 import math
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -282,15 +280,15 @@ def _status(profile: Profile) -> dict[str, Any]:
             return _down(f"cannot read {profile.path}: {exc}")
         if url is None:
             return _down("not being served (rds domain start)")
+    from rds._syft.probe import probe
+
     start = time.perf_counter()
     try:
-        with urllib.request.urlopen(f"{url}/api/v2/metadata", timeout=PROBE_TIMEOUT) as resp:  # noqa: S310
-            body = json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return _down(f"no answer from {url}: {reason}")
+        body = probe(str(url), timeout=PROBE_TIMEOUT)
+    except DomainUnreachable as exc:
+        return _down(str(exc))
     latency = (time.perf_counter() - start) * 1000
-    version = body.get("syft_version") if isinstance(body, dict) else None
+    version = body.get("syft_version")
     return {"reachable": True, "version": version, "latency_ms": round(latency, 1), "error": None}
 
 
