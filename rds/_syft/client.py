@@ -6,25 +6,28 @@ Nothing outside ``rds._syft`` touches a syft object: callers get ``DatasetRecord
 
 from __future__ import annotations
 
+import inspect
 import json
 import linecache
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from rds._syft import submission
 from rds._syft.server import quiet
-from rds.errors import AuthenticationFailed, DomainUnreachable, InvalidInput, RDSError
+from rds.errors import AuthenticationFailed, DomainError, DomainUnreachable, InvalidInput, RDSError
 
 META_PREFIX = "rds-meta:"
 STAGE_TAG = "rds-stage:"
 CHECKS_TAG = "rds-checks:"
 _DENIAL_REREADS = 15
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -353,3 +356,36 @@ def _meta(text: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return loaded if isinstance(loaded, dict) else {}
+
+
+def _at_the_seam(method: Callable[..., T]) -> Callable[..., T]:
+    """Translate syft's and the network's failures into rds's errors, here and only here.
+
+    A transport failure (the domain went away) is ``DomainUnreachable``; an error syft
+    raised on purpose is ``DomainError`` with syft's public message. rds's own errors pass
+    through, and anything else is a bug (rds's or syft's) and stays what it is, so that the
+    panel shows it as one (a 500 with a log line) instead of as a domain that is down.
+    """
+    import functools
+
+    @functools.wraps(method)
+    def translated(self: Connection, *args: Any, **kwargs: Any) -> T:
+        from syft.types.errors import SyftException
+
+        try:
+            return method(self, *args, **kwargs)
+        except RDSError:
+            raise
+        except OSError as exc:  # requests' ConnectionError and Timeout are OSErrors too
+            raise DomainUnreachable(f"The domain stopped answering: {exc}") from exc
+        except SyftException as exc:
+            raise DomainError(f"The domain refused the call: {exc.public_message}") from None
+
+    return translated
+
+
+# Every operation of a connection crosses the seam (login translates its own failures,
+# which it tells apart: a refused password, a domain that is not there).
+for _name, _member in list(vars(Connection).items()):
+    if not _name.startswith("_") and _name != "login" and inspect.isfunction(_member):
+        setattr(Connection, _name, _at_the_seam(_member))

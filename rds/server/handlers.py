@@ -58,9 +58,9 @@ class _Handler(APIHandler):
         except RDSError as exc:
             status = next(code for cls, code in STATUS if isinstance(exc, cls))
             self.fail(status, str(exc))
-        except Exception as exc:  # syft or the network failing mid-call: the domain's fault
-            self.log.warning("rds: a domain call failed", exc_info=True)
-            self.fail(502, f"The domain call failed ({type(exc).__name__}: {exc}).")
+        except Exception as exc:  # syft's and the network's failures are rds errors by now
+            self.log.error("rds: a Remote Data call failed", exc_info=True)
+            self.fail(500, f"Remote Data failed ({type(exc).__name__}); see Jupyter's log.")
         return None
 
     def fail(self, status: int, message: str) -> None:

@@ -292,3 +292,35 @@ def test_jupyter_start_imports_syft_in_the_background() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+async def test_a_bug_is_a_500_not_a_domain_that_is_down(
+    jp_fetch: Fetch, profiles_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """syft's and the network's failures reach the panel as rds errors (a down domain is a
+    502); anything else is a bug, answered 500 with its type, and logged."""
+    from rds.server.service import RemoteDataService
+
+    def broken(self: RemoteDataService) -> list[dict[str, Any]]:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(RemoteDataService, "profiles", broken)
+    code, error = await _error(jp_fetch, "profiles")
+    assert code == 500 and "ZeroDivisionError" in error and "log" in error
+
+
+def test_the_adapter_translates_a_domain_that_went_away(hospital: dict[str, Any]) -> None:
+    """Every operation of a connection crosses the seam: a transport failure after login is
+    DomainUnreachable, whichever operation met it."""
+    from rds._syft.client import Connection
+
+    conn = Connection.login(hospital["url"], email=hospital["email"], password=hospital["password"])
+    from syft.types.server_url import ServerURL
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: the domain "went away" after the login
+    conn._client.connection.url = ServerURL.from_url(f"http://127.0.0.1:{port}")
+    with pytest.raises(rds.DomainUnreachable, match="stopped answering"):
+        conn.datasets()
