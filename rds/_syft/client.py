@@ -6,6 +6,7 @@ Nothing outside ``rds._syft`` touches a syft object: callers get ``DatasetRecord
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import linecache
@@ -366,7 +367,6 @@ def _at_the_seam(method: Callable[..., T]) -> Callable[..., T]:
     through, and anything else is a bug (rds's or syft's) and stays what it is, so that the
     panel shows it as one (a 500 with a log line) instead of as a domain that is down.
     """
-    import functools
 
     @functools.wraps(method)
     def translated(self: Connection, *args: Any, **kwargs: Any) -> T:

@@ -10,7 +10,6 @@ Examples
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.request
 from typing import Any
 
@@ -31,7 +30,7 @@ def probe(url: str, *, timeout: float) -> dict[str, Any]:
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}{METADATA_ROUTE}", timeout=timeout) as resp:  # noqa: S310
             body = json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # URLError and timeouts are OSErrors
         reason = getattr(exc, "reason", exc)
         raise DomainUnreachable(f"no answer from {url}: {reason}") from None
     if not isinstance(body, dict):

@@ -259,18 +259,18 @@ def _dp(domain: Domain, req: OwnerRequest, *, allowance: float | None = None) ->
         limits=limits,
         allow_unsandboxed=domain.allow_unsandboxed,
     )
-    if not result.ok and allowance is None:
-        return _failed(result, "dp")
     fallback: dict[str, str | None] | None = None
-    if result.ok:
+    if not result.ok:
+        if allowance is None:
+            return _failed(result, "dp")
+        fallback = {"error_type": result.error_type, "error": result.error}
+    else:
         try:
             release = release_dp(plan, decode(result.payload or b""))
         except InvalidInput as exc:  # the exact frame is not what the plan says
             if allowance is None:
                 raise
             fallback = {"error_type": "InvalidInput", "error": str(exc)}
-    else:
-        fallback = {"error_type": result.error_type, "error": result.error}
     if fallback is not None:
         release = release_dp(plan, no_rows(plan))
     info = release.info()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from rds.scientist.session import Session
 
 T = TypeVar("T")
+C = TypeVar("C")  # a held connection: a Session or a Domain
 
 #: Seconds a listing is served from cache, and a status probe may take.
 LISTING_TTL = 5.0
@@ -167,15 +168,11 @@ class RemoteDataService:
         profile = self.store.get(name)
         if profile.kind != "scientist":
             raise InvalidInput(f"Profile {name!r} is an owner's domain, not a scientist login.")
-        with self._connecting_lock(name):
-            with self._lock:
-                held = self._sessions.get(name)
-            if held is not None and held[0] == profile:
-                return held[1]
-            session = rds.connect(profile.url, email=profile.email, password=profile.password)
-            with self._lock:
-                self._sessions[name] = (profile, session)
-            return session
+        return self._held(
+            self._sessions,
+            profile,
+            lambda: rds.connect(profile.url, email=profile.email, password=profile.password),
+        )
 
     def _domain(self, name: str) -> Domain:
         from rds.domain.domain import Domain, running_url
@@ -184,26 +181,37 @@ class RemoteDataService:
         profile = self.store.get(name)
         if profile.kind != "owner" or profile.path is None:
             raise InvalidInput(f"Profile {name!r} is a scientist login, not an owned domain.")
-        with self._connecting_lock(name):
-            with self._lock:
-                held = self._domains.get(name)
-            if held is not None and held[0] == profile:
-                return held[1]
+        path = profile.path
+
+        def attach() -> Domain:
             # Opening an unserved domain here would hold its directory for the life of
             # Jupyter and lock its owner out of it; only attach to a running server.
-            if running_url(Layout(Path(profile.path))) is None:
+            if running_url(Layout(Path(path))) is None:
                 raise DomainUnreachable(
-                    f"Domain {profile.path} is not being served; start it with "
-                    f"`rds domain start --path {profile.path}`."
+                    f"Domain {path} is not being served; start it with "
+                    f"`rds domain start --path {path}`."
                 )
-            domain = Domain.open(profile.path)
-            with self._lock:
-                self._domains[name] = (profile, domain)
-            return domain
+            return Domain.open(path)
 
-    def _connecting_lock(self, name: str) -> threading.Lock:
+        return self._held(self._domains, profile, attach)
+
+    def _held(
+        self, held: dict[str, tuple[Profile, C]], profile: Profile, connect: Callable[[], C]
+    ) -> C:
+        """The login (or attachment) kept for ``profile``, made with ``connect`` if there is
+        none for the profile as it now reads. One per profile at a time: calls that arrive
+        while one is under way wait for it rather than each log in again."""
         with self._lock:
-            return self._connecting.setdefault(name, threading.Lock())
+            lock = self._connecting.setdefault(profile.name, threading.Lock())
+        with lock:
+            with self._lock:
+                kept = held.get(profile.name)
+            if kept is not None and kept[0] == profile:
+                return kept[1]
+            made = connect()
+            with self._lock:
+                held[profile.name] = (profile, made)
+            return made
 
     def _cached(self, key: tuple[str, ...], load: Callable[[], T], ttl: float | None = None) -> T:
         now = time.monotonic()

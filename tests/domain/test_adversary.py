@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 import rds
-from rds._syft.submission import sql_function
+from tests.conftest import forge
 
 TARGET = 17  # the customer whose total the attacker wants
 AMOUNT_MAX = 500.0
@@ -74,9 +74,7 @@ def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[rds.Domain,
 
 def _forge(session: rds.Session, meta: dict[str, Any]) -> str:
     """A hand-made submission: the scientist's client checks nothing on its way."""
-    record = next(r for r in session._conn.datasets() if r.name == "tx")
-    source = sql_function(("tx",))
-    return str(session._conn.submit(source=source, datasets=[record], meta=meta))
+    return forge(session, meta, ["tx"])
 
 
 def _dp_meta(sql: str, epsilon: float) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import rds
+from tests.conftest import forge
 
 ROWS = 300_000
 QUERY = "SELECT k, COUNT(*) AS n, SUM(v) AS s FROM big{where} GROUP BY k"
@@ -54,12 +55,8 @@ def _domain(path: Path, limits: rds.WorkerLimits) -> tuple[rds.Domain, rds.Sessi
 
 def _hand_in(session: rds.Session, sql: str) -> str:
     """Submitted without the embedded domain's own at-once auto-release: the worker's turn."""
-    record = next(r for r in session._conn.datasets() if r.name == "big")
-    from rds._syft.submission import sql_function
-
     meta = {"v": 1, "kind": "dp", "sql": sql, "datasets": ["big"], "dataset": "big"}
-    meta |= {"reason": "timing", "epsilon": 0.1, "delta": 0.0}
-    return str(session._conn.submit(source=sql_function(("big",)), datasets=[record], meta=meta))
+    return forge(session, meta | {"reason": "timing", "epsilon": 0.1, "delta": 0.0}, ["big"])
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 import rds
 from rds._syft.submission import sql_function
-from tests.conftest import patients
+from tests.conftest import forge, patients
 
 COUNT = "SELECT ward, COUNT(*) AS n FROM {table} GROUP BY ward"
 
@@ -37,8 +37,7 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def _forge(session: rds.Session, source: str, meta: dict[str, Any], names: list[str]) -> str:
     """Submit ``source`` with exactly ``meta`` as its header, bound to datasets ``names``."""
-    records = {r.name: r for r in session._conn.datasets()}
-    return str(session._conn.submit(source=source, datasets=[records[n] for n in names], meta=meta))
+    return forge(session, meta, names, source)
 
 
 def _sql_meta(sql: str, datasets: list[str], **extra: Any) -> dict[str, Any]:
