@@ -62,6 +62,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check rds tests benchmarks
 	$(VENV)/bin/ruff check rds tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 	cd extension && jlpm prettier:check
 
 test: setup lint

@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 from dp_sql import best  # best of N after a warm-up run
 
+from rds.checks.sdc import SDCRules, check_table, plan_cell_stats
 from rds.demo import transactions
-from rds.privacy.sdc import SDCRules, check_table, plan_cell_stats
 
 QUERY = (
     "SELECT region, category, COUNT(*) AS n, SUM(amount) AS total, AVG(amount) AS mean "

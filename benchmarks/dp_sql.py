@@ -31,12 +31,12 @@ from typing import Any
 import pandas as pd
 
 import rds
+from rds.checks.sql import check_query
 from rds.demo import REGIONS, transactions
-from rds.domain.runs import dp_schema
-from rds.privacy.dp import plan_dp_query, release_dp
-from rds.privacy.sql import check_query
+from rds.dp.mechanism import plan_dp_query, release_dp
 from rds.sandbox import runner
 from rds.sandbox.codec import decode
+from rds.worker.runs import dp_schema
 
 EPSILON = 1.0
 QUERY = "SELECT region, COUNT(*) AS n, AVG(amount) AS avg_amount FROM {t} GROUP BY region"
@@ -92,7 +92,7 @@ def dp_planning(repeat: int) -> None:
     import numpy as np
     import opendp.prelude as dp
 
-    from rds.privacy.dp import DPColumn, DPSchema
+    from rds.dp.mechanism import DPColumn, DPSchema
 
     dp.enable_features("contrib")
     wards = tuple(f"w{i:03d}" for i in range(100))
@@ -191,7 +191,7 @@ def dp_error(workdir: Path) -> None:
     import numpy as np
     import polars as pl
 
-    from rds.privacy.dp import DPColumn, DPSchema
+    from rds.dp.mechanism import DPColumn, DPSchema
     from rds.sandbox.sql import execute
 
     rng = np.random.default_rng(7)

@@ -5,7 +5,10 @@ mock data, and sends requests that run in a sandbox and come back only when rele
 ``import rds`` does not import syft (that happens on first connection).
 """
 
+from rds.checks.report import Check, CheckReport
 from rds.domain import Credentials, Domain, OwnerRequest, Policy, RunPreview
+from rds.dp.budget import Budget
+from rds.embedded import connect
 from rds.errors import (
     AuthenticationFailed,
     BudgetExceeded,
@@ -23,23 +26,22 @@ from rds.errors import (
     RequestDenied,
     RequestError,
     RequestFailed,
+    RequestStateError,
     RequestTimeout,
     ResultTypeRefused,
     SandboxError,
     SandboxUnavailable,
 )
 from rds.ledger import Ledger
-from rds.privacy.budget import Budget
-from rds.privacy.report import Check, CheckReport
 from rds.sandbox.limits import SandboxLimits, WorkerLimits
-from rds.scientist import RemoteDataset, Request, Session, connect
+from rds.scientist import RemoteDataset, Request, Session
 
 __version__ = "0.1.0"
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    """The Remote Data panel's routes (``rds.server``); Jupyter imports them, ``rds`` does not."""
-    return [{"module": "rds.server"}]
+    """The Remote Data panel's routes (``rds.panel``); Jupyter imports them, ``rds`` does not."""
+    return [{"module": "rds.panel"}]
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:
@@ -74,6 +76,7 @@ __all__ = [
     "RequestDenied",
     "RequestError",
     "RequestFailed",
+    "RequestStateError",
     "RequestTimeout",
     "ResultTypeRefused",
     "RunPreview",

@@ -28,7 +28,7 @@ def _create(args: argparse.Namespace) -> int:
 def _start(args: argparse.Namespace) -> int:
     from rds.domain import serve
     from rds.domain.domain import Domain
-    from rds.domain.layout import Layout
+    from rds.worker.layout import Layout
 
     layout = Layout(args.path.resolve())
     if not layout.config.exists():
@@ -59,7 +59,7 @@ def _stop(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from rds.domain import serve
     from rds.domain.domain import running_url
-    from rds.domain.layout import Layout
+    from rds.worker.layout import Layout
 
     url = running_url(Layout(args.path.resolve()))
     found = serve.processes(args.path)
@@ -75,9 +75,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from rds.domain.layout import Layout
     from rds.errors import LedgerError
     from rds.ledger import Ledger, fingerprint, load_public_key
+    from rds.worker.layout import Layout
 
     if args.path.is_file():
         path, public = args.path, args.path.with_name("ledger.pub")

@@ -22,9 +22,9 @@ import pandas as pd
 
 from rds.domain import serve
 from rds.domain.domain import Domain
-from rds.domain.layout import Layout, write_private
-from rds.domain.policy import Policy
-from rds.scientist.profiles import Profile, ProfileStore
+from rds.profiles import Profile, ProfileStore
+from rds.worker.layout import Layout, write_private
+from rds.worker.policy import Policy
 
 SCIENTIST_EMAIL = "scientist@demo.example.org"
 TRANSACTION_ROWS = 1_000_000

@@ -18,6 +18,9 @@ The tree::
     │   ├── RequestTimeout      no decision within the time asked for
     │   └── BudgetExceeded      a DP request would spend more ε than remains (``.remaining``)
     │       └── EpsilonTooSmall  it asks for less ε than the owner's minimum per request
+    ├── RequestStateError       the owner's action does not fit the request's state (decided
+    │                           already, not run yet, its stored result changed, checks
+    │                           failed and no justification given)
     ├── SandboxError            the sandbox could not run the code or refused its output
     │   ├── SandboxUnavailable  bubblewrap is missing and unsandboxed runs were not allowed
     │   ├── LimitExceeded       CPU, memory, process, wall-clock or output limit hit (``.limit``)
@@ -141,6 +144,12 @@ class EpsilonTooSmall(BudgetExceeded):
             f"minimum of ε={minimum:g} per request. Ask for at least that much.",
         )
         self.dataset, self.requested, self.remaining, self.unit = dataset, requested, 0.0, "ε"
+
+
+class RequestStateError(RDSError):
+    """The owner's action does not fit the request's state: it is decided already, has not
+    run yet, its stored result changed since the owner saw it, or its checks failed and
+    approving it needs a written justification."""
 
 
 class SandboxError(RDSError):

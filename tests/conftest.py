@@ -154,14 +154,14 @@ _ONE_AT_A_TIME = (
     "tests/sandbox/test_runner.py::test_fixed_cost_of_a_trivial_run_is_small",
     "tests/sandbox/test_attacks.py::test_sleeping_loop_is_stopped_by_the_wall_clock",
     "tests/sandbox/test_load.py::test_reading_and_grouping_costs_at_most_twice_an_in_memory",
-    "tests/server/test_routes.py::test_a_down_domain_shows_as_down_and_never_blocks_the_server",
+    "tests/panel/test_routes.py::test_a_down_domain_shows_as_down_and_never_blocks_the_server",
 )
 LONG_FIRST = (
     ONE_AT_A_TIME,
     "tests/test_http.py",
     "tests/domain/test_sql_requests.py",
     "tests/test_notebooks.py",
-    "tests/server/test_routes.py",
+    "tests/panel/test_routes.py",
     "tests/domain/test_dp_requests.py",
     "tests/domain/test_intake.py",
     "tests/scientist/test_session.py",

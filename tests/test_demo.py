@@ -11,7 +11,7 @@ import pytest
 
 import rds
 from rds.domain import serve
-from rds.scientist.profiles import ProfileStore
+from rds.profiles import ProfileStore
 from tests.conftest import NOTEBOOKS, free_port, run_notebook
 
 

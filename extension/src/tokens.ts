@@ -1,7 +1,7 @@
 /**
  * The JSON the `rds` server extension serves under `<baseUrl>rds/`.
  *
- * These interfaces mirror `rds/server/service.py`; the panel only reads them.
+ * These interfaces mirror `rds/panel/service.py`; the panel only reads them.
  */
 
 /** Who a profile signs in as: a data scientist or the owner of a local domain. */

@@ -114,7 +114,7 @@ class Connection:
                 raise AuthenticationFailed(
                     f"The domain refused the login for {email!r}: wrong email or password."
                 ) from None
-            raise RDSError(f"Login failed: {exc.public_message}") from None
+            raise DomainError(f"Login failed: {exc.public_message}") from None
         return cls(client, email=email)
 
     @property

@@ -14,21 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from rds.domain.layout import Layout, write_private
-from rds.domain.mock import synthesize_mock
-from rds.domain.policy import Policy
-from rds.domain.publish import Bounds, Categories, load_data, schema
-from rds.domain.publish import privacy_unit as _privacy_unit
+from rds.dataset.mock import synthesize_mock
+from rds.dataset.publish import Bounds, Categories, load_data, schema
+from rds.dataset.publish import privacy_unit as _privacy_unit
+from rds.dataset.store import PrivateStore, check_name
 from rds.domain.requests import OwnerRequest
-from rds.domain.store import PrivateStore, check_name
+from rds.dp import budget
+from rds.dp.budget import Budget
 from rds.errors import DatasetNotFound, DomainError, InvalidInput
 from rds.ledger import Ledger, create_key_pair, open_signing
-from rds.privacy import budget
-from rds.privacy.budget import Budget
 from rds.sandbox.limits import SandboxLimits, WorkerLimits
+from rds.worker.layout import Layout, write_private
+from rds.worker.policy import Policy
 
 if TYPE_CHECKING:
-    from rds.widgets.review import ReviewDesk
+    from rds.domain.desk import ReviewDesk
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class Domain:
         of that name: the Remote Data panel then shows its pending requests.
         """
         from rds._syft.client import Connection
-        from rds.scientist.profiles import Profile, ProfileStore
+        from rds.profiles import Profile, ProfileStore
 
         layout = Layout(Path(path).resolve())
         if not layout.config.exists():
@@ -346,7 +346,7 @@ class Domain:
         goes out a fixed time after the pickup (``WorkerLimits.dp_allowance``). Returns
         ``"released"``, ``"denied"`` or ``None`` (left for a human).
         """
-        from rds.domain.autorelease import auto_release
+        from rds.worker.autorelease import auto_release
 
         return auto_release(self, self.request(request_id), paced=paced)
 
@@ -355,7 +355,7 @@ class Domain:
 
         It re-reads the queue every ``refresh_every`` seconds (``None``: only on Refresh).
         """
-        from rds.widgets.review import ReviewDesk
+        from rds.domain.desk import ReviewDesk
 
         return ReviewDesk(self, refresh_every=refresh_every)
 

@@ -8,39 +8,55 @@ import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from rds.domain.layout import write_private
-from rds.domain.release import Release
-from rds.errors import BudgetExceeded, InvalidInput, QueryRefused, RDSError, SandboxUnavailable
-from rds.privacy import budget
+from rds.dp import budget
+from rds.errors import (
+    BudgetExceeded,
+    InvalidInput,
+    QueryRefused,
+    RequestStateError,
+    SandboxUnavailable,
+)
+from rds.request.release import Release
+from rds.request.status import decision
 from rds.sandbox.codec import decode
+from rds.sandbox.result import RunResult
+from rds.worker.layout import write_private
 
 if TYPE_CHECKING:
     from rds._syft.client import RequestRecord
+    from rds.checks.report import CheckReport
     from rds.domain.domain import Domain
-    from rds.privacy.report import CheckReport
 
 
 @dataclass(frozen=True)
 class RunPreview:
-    """The owner-only outcome of a private run. Nothing here has been released.
+    """The owner-only outcome of a run. Nothing here has been released.
 
-    ``result`` is exactly what approving would release (after suppression or noise);
-    ``checks`` is the full check report, figures included.
+    ``run`` is the sandbox's own record (``ok``, ``stdout``, ``stderr``, ``error``,
+    ``error_type``, ``duration`` and ``sandboxed`` read through to it); ``result`` is
+    exactly what approving would release (after suppression or noise); ``checks`` is the
+    full check report, figures included.
     """
 
-    ok: bool
-    result: Any
-    stdout: str
-    stderr: str
-    error: str | None
-    error_type: str | None
-    duration: float
-    sandboxed: bool
+    run: RunResult
     checks: CheckReport
     privacy: dict[str, Any] | None = None
     on_mock: bool = False
+
+    @cached_property
+    def result(self) -> Any:
+        return decode(self.run.payload) if self.run.ok and self.run.payload else None
+
+    ok = property(lambda self: self.run.ok)
+    stdout = property(lambda self: self.run.stdout)
+    stderr = property(lambda self: self.run.stderr)
+    error = property(lambda self: self.run.error)
+    error_type = property(lambda self: self.run.error_type)
+    duration = property(lambda self: self.run.duration)
+    sandboxed = property(lambda self: self.run.sandboxed)
 
     def __repr__(self) -> str:
         state = "ok" if self.ok else f"failed ({self.error_type})"
@@ -48,9 +64,9 @@ class RunPreview:
         return f"<RunPreview {state}, {where}, {self.duration:.2f}s, sandboxed={self.sandboxed}>"
 
     def _repr_html_(self) -> str:
-        from rds.widgets.reprs import run_preview_html
+        from rds.domain.desk_html import preview_html
 
-        return run_preview_html(self)
+        return preview_html(self)
 
 
 class OwnerRequest:
@@ -74,7 +90,7 @@ class OwnerRequest:
     def __init__(
         self, domain: Domain, record: RequestRecord, *, published: Collection[str] | None = None
     ) -> None:
-        from rds.domain.intake import read_submission
+        from rds.worker.intake import read_submission
 
         self._domain = domain
         self._record = record
@@ -109,10 +125,8 @@ class OwnerRequest:
 
         ``"invalid"``: a submission rds cannot read (see ``problem``); deny it.
         """
-        if self._record.status == "approved":
-            return "released"
-        if self._record.status == "denied":
-            return "denied"
+        if (decided := decision(self._record)) is not None:
+            return decided
         if self.problem is not None:
             return "invalid"
         return "ran" if (self._dir / "run.json").exists() else "submitted"
@@ -132,7 +146,7 @@ class OwnerRequest:
 
     def _run(self, *, allowance: float | None = None) -> RunPreview:
         """``run()``; ``allowance``: a served domain's DP auto-release (``run_request``)."""
-        from rds.domain.runs import run_request
+        from rds.worker.runs import run_request
 
         if self.kind == "dp":
             earlier = self.preview
@@ -192,7 +206,7 @@ class OwnerRequest:
         anything runs on the private data: neither its presence nor its time depends on a
         run (how long it took, whether it failed, what the checks said).
         """
-        if self._record.stage is None and self._record.status == "pending":
+        if self._record.stage is None and decision(self._record) is None:
             self._domain._conn.set_stage(self.id, "review")
             self._record = replace(self._record, stage="review")
 
@@ -202,9 +216,9 @@ class OwnerRequest:
         Shows the owner what the code does on data anyone may see, before running it on the
         private data. SQL and DP requests run as plain SQL on the mock.
         """
-        from rds.domain.runs import run_on_mock
+        from rds.worker.runs import run_mock_in_sandbox
 
-        result = run_on_mock(self._domain, self)
+        result = run_mock_in_sandbox(self._domain, self)
         self._domain.ledger.append(
             "ran_on_mock",
             actor=self._domain.owner,
@@ -213,18 +227,7 @@ class OwnerRequest:
             error_type=result.error_type,
             duration=round(result.duration, 4),
         )
-        return RunPreview(
-            ok=result.ok,
-            result=decode(result.payload) if result.ok and result.payload else None,
-            stdout=result.stdout,
-            stderr=result.stderr,
-            error=result.error,
-            error_type=result.error_type,
-            duration=result.duration,
-            sandboxed=result.sandboxed,
-            checks=_empty_report(),
-            on_mock=True,
-        )
+        return RunPreview(result, _empty_report(), on_mock=True)
 
     @property
     def preview(self) -> RunPreview | None:
@@ -237,7 +240,7 @@ class OwnerRequest:
     @property
     def checks(self) -> CheckReport | None:
         """The full check report of the last run (owner-only figures included)."""
-        from rds.privacy.report import CheckReport
+        from rds.checks.report import CheckReport
 
         path = self._dir / "checks.json"
         return CheckReport.from_dict(json.loads(path.read_text())) if path.exists() else None
@@ -245,15 +248,8 @@ class OwnerRequest:
     @staticmethod
     def _preview(run: dict[str, Any], payload: bytes, checks: CheckReport | None) -> RunPreview:
         return RunPreview(
-            ok=run["ok"],
-            result=decode(payload) if run["ok"] else None,
-            stdout=run["stdout"],
-            stderr=run["stderr"],
-            error=run["error"],
-            error_type=run["error_type"],
-            duration=run["duration"],
-            sandboxed=run["sandboxed"],
-            checks=checks or _empty_report(),
+            RunResult.from_record(run, payload),
+            checks or _empty_report(),
             privacy=run.get("privacy"),
         )
 
@@ -300,20 +296,22 @@ class OwnerRequest:
         policy: str | None,
     ) -> None:
         if self.status in {"released", "denied"}:
-            raise RDSError(f"This request is already {self.status}.")
+            raise RequestStateError(f"This request is already {self.status}.")
         if not (self._dir / "run.json").exists():
-            raise RDSError("Run the request first (req.run()) and look at the preview.")
+            raise RequestStateError("Run the request first (req.run()) and look at the preview.")
         run = json.loads((self._dir / "run.json").read_text())
         payload = (self._dir / "payload.bin").read_bytes()
         if hashlib.sha256(payload).hexdigest() != run["sha256"]:
-            raise RDSError("The stored result no longer matches the run the owner saw; run again.")
-        from rds.privacy.report import CheckReport
+            raise RequestStateError(
+                "The stored result no longer matches the run the owner saw; run again."
+            )
+        from rds.checks.report import CheckReport
 
         report = self.checks or CheckReport(())
         justification = (justification or "").strip() or None
         if report.failed and justification is None:
             failed = ", ".join(c.rule for c in report.failed)
-            raise RDSError(
+            raise RequestStateError(
                 f"Checks failed ({failed}). Deny the request, or release it anyway with a "
                 "written justification: approve(justification='...'); it goes in the ledger."
             )
@@ -355,7 +353,7 @@ class OwnerRequest:
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInput("Denying a request needs a reason the scientist can act on.")
         if self.status in {"released", "denied"}:
-            raise RDSError(f"This request is already {self.status}.")
+            raise RequestStateError(f"This request is already {self.status}.")
         domain = self._domain
         domain._conn.deny(self.id, reason.strip())
         domain.ledger.append("denied", actor=actor, request=self.id, reason=reason.strip())
@@ -368,7 +366,7 @@ class OwnerRequest:
         budget.settle(self._domain.ledger, actor=actor, request=self.id, spent=spent)
 
     def _repr_html_(self) -> str:
-        from rds.widgets.review_html import request_detail
+        from rds.domain.desk_html import request_detail
 
         return request_detail(self._domain, self)
 
@@ -380,7 +378,7 @@ class OwnerRequest:
 
 
 def _empty_report() -> CheckReport:
-    from rds.privacy.report import CheckReport
+    from rds.checks.report import CheckReport
 
     return CheckReport(())
 

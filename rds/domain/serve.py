@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rds.domain.layout import Layout
 from rds.errors import DomainError
+from rds.worker.layout import Layout
 
 #: How long ``stop`` waits for the children of a killed supervisor to follow it.
 CHILDREN_SECONDS = 10.0

@@ -8,8 +8,9 @@ It holds the domain directory's lock and runs two children, restarting either wh
   ``/state``). Its output reaches ``server.log`` through a pipe, line by line, marked
   ``[server]`` and capped, so it can neither read that log nor pass itself off as another
   process in it.
-- the **worker** (``rds.domain.worker``): the owner's uid, the only process that reads the
-  private data, the secrets and the ledger key; it talks to the server over loopback HTTP.
+- the **worker** (``rds.domain.worker_main``, see ``rds.worker.process``): the owner's
+  uid, the only process that reads the private data, the secrets and the ledger key; it
+  talks to the server over loopback HTTP.
 
 The supervisor writes ``server.json`` (its pid, the URL, each child's pid, the server's
 uid, restarts) once both are up. It gives up, and exits non-zero, when a child has had to
@@ -35,8 +36,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from rds.domain.layout import Layout, write_private
 from rds.sandbox import confine
+from rds.worker.layout import Layout, write_private
 
 RESTARTS = 5
 RESTART_WINDOW = 60.0
@@ -138,7 +139,7 @@ class Supervisor:
         the CPU, and its requests would wait for it anyway.
         """
         read_end, write_end = os.pipe()
-        argv = [sys.executable, "-m", "rds.domain.worker", str(self.layout.root)]
+        argv = [sys.executable, "-m", "rds.domain.worker_main", str(self.layout.root)]
         argv += ["--url", self.local_url, "--parent", str(os.getpid())]
         argv += ["--ready-fd", str(write_end)]
         try:

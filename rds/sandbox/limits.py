@@ -54,7 +54,7 @@ class WorkerLimits:
 
     Requests wait in one first-in-first-out queue per scientist; whenever a run ends, the
     next one is taken from the scientist served least recently, so one scientist's many
-    heavy requests delay another's by at most one run (see ``rds.domain.worker``).
+    heavy requests delay another's by at most one run (see ``rds.worker.process``).
 
     Parameters
     ----------

@@ -12,7 +12,7 @@ import builtins
 import json
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,17 @@ class RunResult:
         if kind == "ResultTypeRefused":
             raise ResultTypeRefused(message)
         raise SandboxError(message)
+
+    def record(self) -> dict[str, Any]:
+        """Everything but the payload, as JSON data (a run's ``run.json`` starts from it)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "payload"}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], payload: bytes | None) -> RunResult:
+        """The result ``record()`` (plus whatever else was stored beside it) describes."""
+        return cls(
+            payload=payload, **{f.name: record[f.name] for f in fields(cls) if f.name != "payload"}
+        )
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ import pandas as pd
 
 from rds._syft.submission import sql_function
 from rds.errors import InvalidInput, MockRunFailed, SQLError
-from rds.scientist.local import run_on_mock, source_of
+from rds.scientist.local import run_in_kernel, source_of
 from rds.scientist.request import Request
 
 if TYPE_CHECKING:
     from rds._syft.client import DatasetRecord
-    from rds.privacy.dp import DPPreview
+    from rds.dp.mechanism import DPPreview
     from rds.scientist.session import Session
 
 
@@ -85,7 +85,7 @@ class RemoteDataset:
         """
         reason = _reason(reason)
         source, name = source_of(fn)
-        mock_result = run_on_mock(source, name, self.mock)
+        mock_result = run_in_kernel(source, name, self.mock)
         meta = {"kind": "python", "function": name, "datasets": [self.name]}
         return self._submit(source, [self], meta, reason=reason, mock_result=mock_result)
 
@@ -144,7 +144,7 @@ class RemoteDataset:
         >>> ds.sql("SELECT ward, AVG(age) FROM patients GROUP BY ward", epsilon=0.5, reason="...")
         >>> ds.sql("SELECT ward, AVG(age) FROM patients GROUP BY ward", epsilon=0.5, dry_run=True)
         """
-        from rds.privacy.sql import check_query
+        from rds.checks.sql import check_query
 
         session = self._session
         if dry_run:
@@ -179,7 +179,7 @@ class RemoteDataset:
     def _plan_dp(
         self, sql: str, names: tuple[str, ...], epsilon: float, delta: float | None
     ) -> tuple[Any, Any]:
-        from rds.privacy.dp import release_dp
+        from rds.dp.mechanism import release_dp
 
         plan = self._dp_plan(sql, names, epsilon, delta)
         exact = _on_mock(plan.sql, {self.name: self})
@@ -189,8 +189,8 @@ class RemoteDataset:
         self, sql: str, names: tuple[str, ...], epsilon: float, delta: float | None
     ) -> Any:
         """The DP plan of ``sql`` from this dataset's public metadata alone."""
-        from rds.domain.runs import schema_for_dp
-        from rds.privacy.dp import plan_dp_query
+        from rds.dataset.publish import schema_for_dp
+        from rds.dp.mechanism import plan_dp_query
 
         if names != (self.name,):
             raise InvalidInput(
@@ -206,8 +206,8 @@ class RemoteDataset:
 
     def _preview_dp(self, query: str, epsilon: float, delta: float | None) -> DPPreview:
         """``sql(..., dry_run=True)``: the expected error, from public metadata only."""
-        from rds.privacy.dp import preview_error
-        from rds.privacy.sql import check_query
+        from rds.checks.sql import check_query
+        from rds.dp.mechanism import preview_error
 
         checked = check_query(query, datasets=self._session.dataset_names())
         return preview_error(self._dp_plan(checked.sql, checked.datasets, epsilon, delta))
@@ -224,16 +224,15 @@ class RemoteDataset:
         meta = {"v": 1, "dataset": datasets[0].name, "reason": reason, **meta}
         conn = self._session._conn
         request_id = conn.submit(source=source, datasets=[d._record for d in datasets], meta=meta)
-        domain = self._session._domain
-        if domain is not None:  # embedded: record it and apply the policy now
-            domain.auto_release(request_id)
+        if self._session._on_submit is not None:  # embedded: the owner's policy, now
+            self._session._on_submit(request_id)
         return Request(self._session, request_id, meta=meta, mock_result=mock_result)
 
     def __repr__(self) -> str:
         return f"<rds.RemoteDataset {self.name!r}: {self.rows} rows, {len(self.schema)} columns>"
 
     def _repr_html_(self) -> str:
-        from rds.widgets.reprs import dataset_html
+        from rds.scientist.views import dataset_html
 
         return dataset_html(self)
 
@@ -278,7 +277,7 @@ class DatasetList(list[RemoteDataset]):
         return pd.DataFrame(rows, columns=columns)
 
     def _repr_html_(self) -> str:
-        from rds.widgets.reprs import datasets_html
+        from rds.scientist.views import datasets_html
 
         return datasets_html(self)
 

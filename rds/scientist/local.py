@@ -41,7 +41,7 @@ def source_of(fn: Callable[..., Any]) -> tuple[str, str]:
     return source, name
 
 
-def run_on_mock(source: str, name: str, mock: pd.DataFrame) -> Any:
+def run_in_kernel(source: str, name: str, mock: pd.DataFrame) -> Any:
     """Call the function defined by ``source`` on ``mock``; raise ``MockRunFailed`` if it fails."""
     namespace: dict[str, Any] = {"pd": pd, "np": np, "__name__": "rds_request"}
     try:

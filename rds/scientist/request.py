@@ -6,8 +6,9 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from rds.domain.release import Release
 from rds.errors import RequestDenied, RequestFailed, RequestTimeout
+from rds.request.release import Release
+from rds.request.status import decision, scientist_status
 from rds.sandbox.codec import decode
 
 if TYPE_CHECKING:
@@ -16,23 +17,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rds._syft.client import RequestRecord
-    from rds.privacy.report import CheckReport
+    from rds.checks.report import CheckReport
     from rds.scientist.session import Session
-
-#: What a scientist sees of a request, in order (a denial can end it at any step). Nothing
-#: between "awaiting review" and the decision is shown: a private run's start, length or
-#: failure would be a channel out of the private data.
-STAGES = ("submitted", "awaiting review", "released")
-FINAL = ("released", "denied")
-
-
-def scientist_status(record: RequestRecord) -> str:
-    """The request's step as the scientist may see it (see ``STAGES``)."""
-    if record.status == "approved":
-        return "released"
-    if record.status == "denied":
-        return "denied"
-    return "awaiting review" if record.stage == "review" else "submitted"
 
 
 class Request:
@@ -90,13 +76,13 @@ class Request:
     def verdict(self) -> str | None:
         """The released result's check verdict (``"pass"``, ``"warn"``, ``"fail"``), if any."""
         record = self._record or self.refresh()
-        return record.checks if record.status == "approved" else None
+        return record.checks if decision(record) == "released" else None
 
     @property
     def denial_reason(self) -> str | None:
         """The owner's reason, once denied."""
         record = self._record or self.refresh()
-        return record.deny_reason if record.status == "denied" else None
+        return record.deny_reason if decision(record) == "denied" else None
 
     def summary(self) -> dict[str, Any]:
         """What a listing shows of this request, from its last read state (no round trip).
@@ -140,10 +126,10 @@ class Request:
             while True:
                 record = self.refresh()
                 status = scientist_status(record)
-                if record.status == "denied":
+                if decision(record) == "denied":
                     bar.finish(status)
                     raise RequestDenied(record.deny_reason or "no reason given")
-                if record.status == "approved":
+                if decision(record) == "released":
                     payload = conn.fetch_result(self.id)
                     if payload is not None:
                         bar.finish(status)
@@ -166,7 +152,7 @@ class Request:
 
         ``None`` until ``result()`` has returned or raised.
         """
-        from rds.privacy.report import CheckReport
+        from rds.checks.report import CheckReport
 
         if self._released is None or self._released.checks is None:
             return None
@@ -198,14 +184,19 @@ class Request:
         return f"<rds.Request {self.id[:8]} {self.what} on {self.dataset!r}>"
 
     def _repr_html_(self) -> str:
-        from rds.widgets.reprs import request_html
+        from rds.scientist.views import request_html
 
         return request_html(self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from rds.widgets.live import live_bundle
 
-        return live_bundle(self, "request")
+        def widget() -> Any:
+            from rds.scientist.tracker import RequestTracker
+
+            return RequestTracker(self)
+
+        return live_bundle(self, widget)
 
 
 class RequestList(list[Request]):
@@ -222,7 +213,7 @@ class RequestList(list[Request]):
         return frame.rename(columns={"submitted_at": "submitted", "verdict": "checks"})
 
     def _repr_html_(self) -> str:
-        from rds.widgets.reprs import requests_html
+        from rds.scientist.views import requests_html
 
         return requests_html(self)
 
@@ -252,7 +243,7 @@ def _progress(enabled: bool, timeout: float | None) -> Any:
     from rds.widgets.live import in_kernel
 
     if enabled and in_kernel():
-        from rds.widgets.tracker import WaitBar
+        from rds.scientist.tracker import WaitBar
 
         return WaitBar(timeout)
     return _Progress(enabled)

@@ -4,50 +4,36 @@ from __future__ import annotations
 
 import math
 import time
-from decimal import Decimal
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from rds.dp.budget import MIN_EPSILON, Budget, BudgetList
 from rds.errors import DatasetNotFound, InvalidInput
-from rds.privacy.budget import MIN_EPSILON, Budget, BudgetList
+from rds.request.status import decision
 from rds.scientist.dataset import DatasetList, RemoteDataset
 from rds.scientist.request import Request, RequestList
 
 if TYPE_CHECKING:
     from rds._syft.client import Connection, DatasetRecord, RequestRecord
-    from rds.domain.domain import Domain
 
 _CACHE_SECONDS = 5.0
 
 
 def connect(
-    target: str | Domain | None = None,
+    target: str | None = None,
     *,
     email: str | None = None,
     password: str | None = None,
     profile: str | None = None,
     save_as: str | None = None,
 ) -> Session:
-    """Log in to a domain as a data scientist.
+    """Log in to a served domain at ``target`` (a URL) or by saved ``profile``.
 
-    Parameters
-    ----------
-    target
-        The domain's URL (``http://127.0.0.1:8081``) or a ``Domain`` object (embedded).
-    profile
-        Instead of ``target``, ``email`` and ``password``: a saved connection profile.
-    save_as
-        After logging in, save this connection as a profile of that name (in the per-user
-        profiles file, mode 0600), for ``connect(profile=...)`` and the Remote Data panel.
-
-    Examples
-    --------
-    >>> session = rds.connect("http://127.0.0.1:8081", email="ada@uni.example.org", password=pw,
-    ...                       save_as="hospital")
-    >>> session = rds.connect(profile="hospital")   # later, or in another notebook
+    ``rds.connect`` is this, and also takes a ``Domain`` object (see ``rds.embedded``,
+    which documents the parameters).
     """
     from rds._syft.client import Connection
-    from rds.domain.domain import Domain
-    from rds.scientist.profiles import Profile, ProfileStore
+    from rds.profiles import Profile, ProfileStore
 
     if profile is not None:
         if target is not None or email is not None or password is not None:
@@ -61,22 +47,16 @@ def connect(
         target, email, password = saved.url, saved.email, saved.password
     if email is None or password is None:
         raise InvalidInput("connect() needs email= and password= (or profile=).")
-    if not isinstance(target, str | Domain):
+    if not isinstance(target, str):
         raise InvalidInput(f"connect() takes a URL or a Domain, not {type(target).__name__}.")
-    url = target.url if isinstance(target, Domain) else target.rstrip("/")
-    to_save = None
-    if save_as is not None:  # checked before logging in: a bad name should not cost a login
-        if url is None:
-            raise InvalidInput(
-                "An embedded domain has no URL to save; serve it (rds domain start) and "
-                "connect to its URL to save a profile."
-            )
-        to_save = Profile(save_as, kind="scientist", url=url, email=email, password=password)
-    if isinstance(target, Domain):
-        where: Any = target.url or target._server
-        session = Session(Connection.login(where, email=email, password=password), domain=target)
-    else:
-        session = Session(Connection.login(url, email=email, password=password))
+    url = target.rstrip("/")
+    # checked before logging in: a bad name should not cost a login
+    to_save = (
+        None
+        if save_as is None
+        else Profile(save_as, kind="scientist", url=url, email=email, password=password)
+    )
+    session = Session(Connection.login(url, email=email, password=password))
     if to_save is not None:
         ProfileStore().save(to_save)
     return session
@@ -85,9 +65,13 @@ def connect(
 class Session:
     """A scientist's login to one domain."""
 
-    def __init__(self, conn: Connection, *, domain: Domain | None = None) -> None:
+    def __init__(
+        self, conn: Connection, *, on_submit: Callable[[str], object] | None = None
+    ) -> None:
         self._conn = conn
-        self._domain = domain
+        # Called with each new request's id once it is submitted: an embedded domain
+        # applies its owner's policy there and then (wired by ``rds.embedded``).
+        self._on_submit = on_submit
         self._records: list[DatasetRecord] = []
         self._fetched = 0.0
 
@@ -178,45 +162,44 @@ class Session:
         return f"<rds.Session {self.email} @ {self._conn.domain_name}>"
 
     def _repr_html_(self) -> str:
-        from rds.widgets.reprs import session_html
+        from rds.scientist.views import session_html
 
         return session_html(self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from rds.widgets.live import live_bundle
 
-        return live_bundle(self, "session")
+        def widget() -> Any:
+            from rds.scientist.tracker import SessionTracker
+
+            return SessionTracker(self)
+
+        return live_bundle(self, widget)
 
 
 def _budget(dataset: str, policy: dict[str, Any], requests: list[RequestRecord]) -> Budget:
     """The ε budget on ``dataset`` from the scientist's own requests (see ``budget``)."""
-    from rds.privacy.budget import amount
+    from rds.dp.budget import amount, tally
 
-    spent = pending = delta_spent = delta_pending = Decimal(0)
+    spent, pending = [], []
     for record in requests:
         meta = record.meta
         if meta.get("kind") != "dp" or meta.get("dataset") != dataset:
             continue
-        epsilon, delta = amount(_number(meta.get("epsilon"))), amount(_number(meta.get("delta")))
-        if record.status == "approved":
-            spent, delta_spent = spent + epsilon, delta_spent + delta
-        elif record.status == "pending":
-            pending, delta_pending = pending + epsilon, delta_pending + delta
-    limit = policy.get("epsilon_budget")
-    delta_budget = float(policy.get("delta_budget") or 0.0)
-    exact = {"spent": spent, "pending": pending}
-    exact |= {"delta_spent": delta_spent, "delta_pending": delta_pending}
-    return Budget(
+        cost = amount(_number(meta.get("epsilon"))), amount(_number(meta.get("delta")))
+        decided = decision(record)
+        if decided == "released":
+            spent.append(cost)
+        elif decided is None:
+            pending.append(cost)
+    return tally(
         dataset=dataset,
-        epsilon_budget=limit,
-        spent=float(spent),
-        pending=float(pending),
-        delta_budget=delta_budget,
-        delta_spent=float(delta_spent),
-        delta_pending=float(delta_pending),
+        epsilon_budget=policy.get("epsilon_budget"),
+        delta_budget=float(policy.get("delta_budget") or 0.0),
         # Earlier policies had no minimum: the default applies to them too.
         min_epsilon=float(policy.get("min_epsilon") or MIN_EPSILON),
-        exact=exact | {"epsilon_budget": amount(limit), "delta_budget": amount(delta_budget)},
+        spent=spent,
+        pending=pending,
     )
 
 

@@ -1,3 +1,2 @@
-"""ipywidgets and offline HTML for notebooks: the owner's review desk, the scientist's
-request tracker, and the reprs of rds objects.
-"""
+"""A UI kit for notebooks that knows no rds object: offline, escaped HTML building blocks,
+a poller for widgets that refresh themselves, and display bundles with a live widget."""

@@ -307,3 +307,8 @@ def status_tone(status: str) -> str:
     running, submitted and pending → info, anything else → muted.
     """
     return _STATUS_TONES.get(status, "muted")
+
+
+def notice(text: str, *, tone: str) -> str:
+    """A one-line message (an error, a confirmation) in the desk or a tracker."""
+    return card("", f'<div class="rds-notice">{badge(tone, tone)} {esc(text)}</div>')

@@ -6,6 +6,7 @@ Kept free of ipywidgets so that asking costs nothing outside a notebook.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -18,17 +19,15 @@ def in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def live_bundle(obj: Any, kind: str) -> dict[str, Any]:
-    """``obj``'s display: its static HTML, plus a live status widget inside a kernel.
+def live_bundle(obj: Any, widget: Callable[[], Any]) -> dict[str, Any]:
+    """``obj``'s display: its static HTML, plus the live widget ``widget()`` builds, inside
+    a kernel.
 
     JupyterLab shows the widget; anything without a widget manager (a saved notebook
     opened elsewhere, nbconvert) falls back to the HTML.
     """
     bundle: dict[str, Any] = {"text/plain": repr(obj), "text/html": obj._repr_html_()}
     if in_kernel():
-        from rds.widgets.tracker import RequestTracker, SessionTracker
-
-        widget = RequestTracker(obj) if kind == "request" else SessionTracker(obj)
-        view = widget._repr_mimebundle_() or {}
+        view = widget()._repr_mimebundle_() or {}
         bundle.update({k: v for k, v in view.items() if k != "text/plain"})
     return bundle

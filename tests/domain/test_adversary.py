@@ -120,7 +120,7 @@ def test_exact_differencing_in_two_requests_is_shown_to_the_owner(shop: Any) -> 
     assert earlier.request == first.id and earlier.same_but_conditions
     assert "subtracting" in earlier.note
     # The desk shows it under the request.
-    from rds.widgets.review_html import request_detail
+    from rds.domain.desk_html import request_detail
 
     html = request_detail(domain, domain.request(second.id))
     assert "Already released to mallory@uni.example.org" in html and "subtracting" in html
@@ -220,7 +220,7 @@ def test_a_delta_near_one_is_refused_by_the_planner_before_anything_is_reserved(
 def test_every_reservation_is_settled_exactly_once(shop: Any) -> None:
     """Reserved ε comes back for a request whose run crashed before recording anything, and
     for one that failed in the sandbox; a released one is spent once; nothing stays open."""
-    from rds.privacy import budget
+    from rds.dp import budget
 
     domain, session = shop
     ds = session.dataset("tx")

@@ -119,7 +119,7 @@ def test_a_run_that_overruns_is_answered_as_no_rows_and_looks_the_same(
 
 
 def test_the_answer_for_no_rows_has_every_declared_cell() -> None:
-    from rds.privacy.dp import DPColumn, DPSchema, no_rows, plan_dp_query, release_dp
+    from rds.dp.mechanism import DPColumn, DPSchema, no_rows, plan_dp_query, release_dp
 
     schema = DPSchema("t", (DPColumn("k", "int64", categories=(0, 1)),))
     plan = plan_dp_query("SELECT k, COUNT(*) AS n FROM t GROUP BY k", schema, epsilon=1.0)

@@ -55,7 +55,7 @@ def test_header_naming_a_lax_dataset_while_the_query_reads_another(two: Any) -> 
     req = domain.request(request_id)
     assert req.kind == "invalid" and req.listed_status == "invalid"
     assert "['lax']" in req.problem and "['patients']" in req.problem
-    with pytest.raises(rds.RDSError, match="invalid"):
+    with pytest.raises(rds.InvalidInput, match="invalid"):
         req.run()
     (entry,) = domain.ledger.events(event="submitted", request=request_id)
     assert entry.data["kind"] == "invalid" and entry.data["problem"] == req.problem
@@ -150,7 +150,7 @@ def test_malformed_headers_are_invalid_never_a_crash(
 
 
 def test_the_listing_and_the_desk_survive_every_malformed_submission(two: Any) -> None:
-    from rds.widgets.review import ReviewDesk
+    from rds.domain.desk import ReviewDesk
 
     domain, _ = two
     listed = domain.requests  # after the malformed cases above: it must not raise

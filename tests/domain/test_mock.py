@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
-from rds.domain.mock import synthesize_mock
+from rds.dataset.mock import synthesize_mock
 
 
 def _shared_rows(mock: pd.DataFrame, private: pd.DataFrame) -> int:

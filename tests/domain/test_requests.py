@@ -105,12 +105,12 @@ def test_approve_needs_a_run_and_releases_what_was_previewed(
 
     req = session.dataset("patients").request(n, reason="count")
     owner = domain.request(req.id)
-    with pytest.raises(rds.RDSError, match="Run the request first"):
+    with pytest.raises(rds.RequestStateError, match="Run the request first"):
         owner.approve()
     owner.run()
     # Someone swaps the stored result after the owner looked at it: release is refused.
     (domain.layout.runs / req.id / "payload.bin").write_bytes(b"tampered")
-    with pytest.raises(rds.RDSError, match="no longer matches"):
+    with pytest.raises(rds.RequestStateError, match="no longer matches"):
         owner.approve()
     assert req.status == "awaiting review"
 

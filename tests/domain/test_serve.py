@@ -26,10 +26,10 @@ import pytest
 
 import rds
 from rds.domain import serve
-from rds.domain.layout import Layout
 from rds.domain.supervisor import RESTARTS, Supervisor
-from rds.domain.worker import QUEUE_LIMIT_ACTOR, FairQueue, Worker
 from rds.sandbox import confine
+from rds.worker.layout import Layout
+from rds.worker.process import QUEUE_LIMIT_ACTOR, FairQueue, Worker
 from tests.conftest import free_port, patients
 
 pytestmark = pytest.mark.skipif(

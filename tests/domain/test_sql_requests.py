@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import rds
-from rds.errors import InvalidInput, RDSError
-from rds.privacy.report import scientist_text
+from rds.checks.report import scientist_text
+from rds.errors import InvalidInput
 from tests.conftest import embedded_hospital, patients
 
 BY_WARD = (
@@ -54,7 +54,7 @@ def test_small_cells_block_release_without_a_justification(
     preview = review.run()
     assert preview.checks.verdict == "fail"
     assert "threshold" in [c.rule for c in preview.checks.failed]
-    with pytest.raises(RDSError, match="justification"):
+    with pytest.raises(rds.RequestStateError, match="justification"):
         review.approve()
     review.approve(justification="Ethics board approved release of this table (ref 2026-17).")
     (approved,) = domain.ledger.events(event="approved", request=req.id)
@@ -164,7 +164,7 @@ def test_join_of_two_datasets(domain: rds.Domain, session: rds.Session) -> None:
     assert preview.checks.verdict == "fail" and preview.checks.failed[0].rule == "shape"
     assert "join" in preview.checks.failed[0].explanation
     assert preview.result["floor"].tolist() == [1, 2, 3]
-    with pytest.raises(rds.RDSError, match="justification"):
+    with pytest.raises(rds.RequestStateError, match="justification"):
         review.approve()
     review.approve(justification="three wards per floor, hundreds of patients each")
     assert req.result(timeout=30, progress=False)["floor"].tolist() == [1, 2, 3]

@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from rds.cli import main
-from rds.domain.layout import Layout
 from rds.errors import LedgerError
 from rds.ledger import (
     Ledger,
@@ -29,6 +28,7 @@ from rds.ledger import (
     open_signing,
     write_public_key,
 )
+from rds.worker.layout import Layout
 
 GENESIS = "0" * 64
 OWNER = "owner@x.example.org"

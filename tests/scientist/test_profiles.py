@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import rds
-from rds.scientist.profiles import Profile, ProfileStore, default_path
+from rds.profiles import Profile, ProfileStore, default_path
 
 
 @pytest.fixture(autouse=True)

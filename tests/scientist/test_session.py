@@ -106,7 +106,7 @@ def test_denied_request_raises_with_reason(domain: rds.Domain, session: rds.Sess
         req.result(timeout=30, progress=False)
     assert caught.value.reason == "Too fine-grained for this dataset"
     assert domain.ledger.events(event="denied", request=req.id)[0].data["reason"].startswith("Too")
-    with pytest.raises(rds.RDSError, match="already denied"):
+    with pytest.raises(rds.RequestStateError, match="already denied"):
         owner_req.approve()
 
 

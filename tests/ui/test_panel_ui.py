@@ -20,7 +20,7 @@ from playwright.sync_api import Locator, Page, expect
 
 import rds
 from rds.domain import serve
-from rds.scientist.profiles import Profile, ProfileStore
+from rds.profiles import Profile, ProfileStore
 from tests.conftest import free_port, patients
 from tests.ui.lab import (
     Lab,

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 import rds
-from rds.widgets.review import ReviewDesk
-from rds.widgets.tracker import RequestTracker, SessionTracker
+from rds.domain.desk import ReviewDesk
+from rds.scientist.tracker import RequestTracker, SessionTracker
 
 SCRIPT = "<script>alert('xss')</script>"
 IMG = '<img src=x onerror="alert(1)">'

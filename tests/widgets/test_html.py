@@ -280,7 +280,7 @@ def test_fields_and_card() -> None:
 
 def test_importing_rds_loads_no_renderer() -> None:
     code = (
-        "import sys, rds, rds.widgets.html, rds.domain.code_notes; "
+        "import sys, rds, rds.widgets.html, rds.checks.code_notes; "
         "print(sorted(m for m in ('pygments', 'ipywidgets', 'sqlglot') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,1 +1,0 @@
-"""Privacy checks: which SQL may be sent (``sql``); more checks join here."""

@@ -1,0 +1,1 @@
+"""What both roles share about a request: its status words and the release envelope."""
