@@ -150,6 +150,19 @@ def map_uids(block_fd: int, info_fd: int, *, timeout: float, uid: int = JAIL_UID
     os.write(block_fd, b"1")
 
 
+def interpreter() -> str:
+    """This Python, by a path that also names it inside a jail.
+
+    ``sys.executable`` is the path Python was started by, made absolute but not cleaned: an
+    owner who ran ``../rds/.venv/bin/python owner.py`` gets ``/home/me/work/../rds/...``,
+    and ``/home/me/work`` is not mounted in the jail, so the run ended with no report (exit
+    status 127) and looked like the scientist's failure. The directory is resolved; the
+    file's own link is kept, so a virtualenv's interpreter still finds its virtualenv.
+    """
+    executable = Path(sys.executable)
+    return str(executable.parent.resolve() / executable.name)
+
+
 def _python_roots() -> list[str]:
     """The interpreter's and the virtualenv's directories, outside ``/usr``."""
     roots: list[str] = []

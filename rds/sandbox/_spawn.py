@@ -22,7 +22,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,7 +205,7 @@ def _command(
     lib = workdir / "lib" / "rds"
     lib.mkdir(parents=True)
     (lib / "__init__.py").touch()
-    python = [sys.executable, "-B", "-P", "-m", "rds.sandbox._inner", str(channel_fd)]
+    python = [_jail.interpreter(), "-B", "-P", "-m", "rds.sandbox._inner", str(channel_fd)]
     if config.bwrap is None:
         scratch = workdir / "scratch"
         scratch.mkdir()

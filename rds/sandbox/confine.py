@@ -121,7 +121,7 @@ def start(
         )
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8"}  # noqa: S108
     env |= {"PYTHONNOUSERSITE": "1", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    python = [sys.executable, "-B", *python_args]
+    python = [_jail.interpreter(), "-B", *python_args]
     argv, handshake = command(bwrap, python, env=env, state_dir=state_dir)
     fds: list[int] = []
     if handshake:
