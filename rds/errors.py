@@ -103,10 +103,21 @@ class RequestFailed(RequestError):
 
     def __init__(self, summary: str) -> None:
         self.summary = summary
-        super().__init__(
-            f"The request failed on the private data: {summary}. "
-            "Run it on the mock to reproduce, fix it, and submit a new request."
-        )
+        if summary.startswith("LimitExceeded:"):
+            limit = summary.split(":", 1)[1]
+            todo = (
+                f"Your code hit the domain's {limit} limit on the private data (which may be "
+                "larger than the mock). Make it lighter (fewer copies of the data, no "
+                "endless loops, a smaller result), or ask the data owner about the limit."
+            )
+        elif summary == "ResultTypeRefused":
+            todo = (
+                "Its result is not a type that may leave the sandbox: return a number, "
+                "string, list, dict, numpy array or pandas DataFrame/Series."
+            )
+        else:
+            todo = "Run it on the mock to reproduce, fix it, and submit a new request."
+        super().__init__(f"The request failed on the private data: {summary}. {todo}")
 
 
 class RequestTimeout(RequestError, TimeoutError):

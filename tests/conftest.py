@@ -63,6 +63,24 @@ def forge(
     return str(session._conn.submit(source=code, datasets=[records[n] for n in names], meta=meta))
 
 
+@contextlib.contextmanager
+def jail_cannot_start(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Inside: every jail names an interpreter that does not exist (the path bug of an owner
+    who started Python by a relative path), and none was warmed before it broke."""
+    from rds.sandbox import _jail, _warm
+
+    real = _jail.interpreter
+    pool = _warm.WarmPool()
+    with monkeypatch.context() as patch:
+        patch.setattr(_warm, "POOL", pool)
+        patch.setattr(_jail, "interpreter", lambda: "/opt/no-such-venv/bin/python3")
+        try:
+            yield
+        finally:
+            pool.shutdown()
+    assert _jail.interpreter is real
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

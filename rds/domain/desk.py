@@ -196,19 +196,23 @@ class ReviewDesk(w.VBox):
         runnable = open_ and req is not None and req.kind in ("python", "sql", "dp")
         failed = bool(req is not None and status == "ran" and _failed_checks(req))
         justified = bool(self.justification.value.strip())
+        preview = req.preview if req is not None and status == "ran" else None
+        domain_fault = preview is not None and preview.fault == "domain"
         self.run_mock_button.disabled = not runnable
         # A DP answer's noise is drawn once; running again would only show the same answer.
         self.run_private_button.disabled = not runnable or (
-            req is not None and req.kind == "dp" and status == "ran"
+            req is not None and req.kind == "dp" and status == "ran" and not domain_fault
         )
-        self.approve_button.disabled = not open_ or status != "ran" or (failed and not justified)
+        self.approve_button.disabled = (
+            not open_ or status != "ran" or domain_fault or (failed and not justified)
+        )
         self.deny_button.disabled = not open_ or not self.reason.value.strip()
         self.justification.placeholder = (
             "Justification (required: a check failed; it goes in the ledger)"
             if failed
             else "Note for the ledger (optional)"
         )
-        self.approve_button.tooltip = _approve_hint(status, failed, justified)
+        self.approve_button.tooltip = _approve_hint(status, failed, justified, domain_fault)
         self.deny_button.tooltip = "" if self.reason.value.strip() else "Write a reason first."
 
     def _start(self, where: str) -> None:
@@ -324,11 +328,13 @@ def _failed_checks(req: OwnerRequest) -> list[str]:
     return [] if report is None else [c.rule for c in report.failed]
 
 
-def _approve_hint(status: str | None, failed: bool, justified: bool) -> str:
+def _approve_hint(status: str | None, failed: bool, justified: bool, domain_fault: bool) -> str:
     if status not in WAITING:
         return "Already decided."
     if status != "ran":
         return "Run it on the private data first, and look at the preview."
+    if domain_fault:
+        return "The sandbox did not start (the domain's failure): mend it and run again."
     if failed and not justified:
         return "A check failed: write a justification to release anyway."
     return ""

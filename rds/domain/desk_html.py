@@ -200,6 +200,8 @@ def preview_html(preview: RunPreview) -> str:
     ]
     if preview.privacy:
         pairs.append(("privacy", _privacy_text(preview.privacy)))
+    if preview.next_step and not preview.on_mock:
+        pairs.append(("what to do", preview.next_step))
     body = fields(pairs, html_values={"outcome"})
     if preview.ok:
         body += "<h4>Result</h4>" + _value(preview.result)

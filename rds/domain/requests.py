@@ -57,9 +57,33 @@ class RunPreview:
     error_type = property(lambda self: self.run.error_type)
     duration = property(lambda self: self.run.duration)
     sandboxed = property(lambda self: self.run.sandboxed)
+    fault = property(lambda self: self.run.fault)
+
+    @property
+    def next_step(self) -> str | None:
+        """For a failed run: whose failure it is and what the owner can do about it."""
+        if self.ok:
+            return None
+        if self.fault == "domain":
+            return (
+                "The domain's failure: the sandbox did not start and none of the scientist's "
+                "code ran. Read stderr, mend the domain (interpreter path, bubblewrap, "
+                "limits) and run again; it cannot be approved."
+            )
+        kind = self.error_type or "SandboxError"
+        if kind.startswith("LimitExceeded:"):
+            return (
+                f"The scientist's code hit the {kind.split(':', 1)[1]} limit. Approve to tell "
+                "them which limit (only that), deny with a reason, or raise the limit in "
+                "the dataset's policy and run again."
+            )
+        return (
+            f"The scientist's code failed ({kind}). Approve to send them the error's type "
+            "only (not its message, which can show private values), or deny with a reason."
+        )
 
     def __repr__(self) -> str:
-        state = "ok" if self.ok else f"failed ({self.error_type})"
+        state = "ok" if self.ok else f"failed ({self.error_type}, {self.fault}'s fault)"
         where = "mock" if self.on_mock else f"checks {self.checks.verdict}"
         return f"<RunPreview {state}, {where}, {self.duration:.2f}s, sandboxed={self.sandboxed}>"
 
@@ -300,6 +324,14 @@ class OwnerRequest:
         if not (self._dir / "run.json").exists():
             raise RequestStateError("Run the request first (req.run()) and look at the preview.")
         run = json.loads((self._dir / "run.json").read_text())
+        if run.get("fault") == "domain":
+            raise RequestStateError(
+                "This run failed on the domain's side: the sandbox did not start, so none "
+                "of the scientist's code ran and there is nothing of theirs to release. "
+                "Read preview.stderr (a missing interpreter path, bubblewrap's own error, a "
+                "limit too small to start Python), mend the domain and call run() again; or "
+                "deny(reason) to tell the scientist."
+            )
         payload = (self._dir / "payload.bin").read_bytes()
         if hashlib.sha256(payload).hexdigest() != run["sha256"]:
             raise RequestStateError(

@@ -39,6 +39,14 @@ class RunResult:
     ``error``, ``stdout`` and ``stderr`` are for the data owner only (they can echo private
     data); ``error_type`` is safe to show the scientist: a built-in exception name,
     ``"ResultTypeRefused"``, ``"SandboxError"`` or ``"LimitExceeded:<limit>"``.
+
+    ``fault`` says whose failure it is: ``"code"`` (the scientist's code raised, hit a
+    limit, returned something refused, or ended the process itself) or ``"domain"`` (the
+    jail never took the job: no code of the scientist's ran, so the interpreter, bubblewrap,
+    a mount or a limit too small to start Python is at fault). ``None`` when it succeeded.
+    The jail's "job taken" cue is the line between them: what happens after it may be the
+    scientist's doing (``os._exit``, a forged status), so only a failure before it is
+    called the domain's.
     """
 
     ok: bool
@@ -49,6 +57,7 @@ class RunResult:
     error_type: str | None
     duration: float
     sandboxed: bool
+    fault: str | None = None
 
     def value(self) -> object:
         """The decoded result.
@@ -75,9 +84,11 @@ class RunResult:
     @classmethod
     def from_record(cls, record: dict[str, Any], payload: bytes | None) -> RunResult:
         """The result ``record()`` (plus whatever else was stored beside it) describes."""
-        return cls(
-            payload=payload, **{f.name: record[f.name] for f in fields(cls) if f.name != "payload"}
-        )
+        known = {f.name for f in fields(cls)} - {"payload", "fault"}
+        fault = record.get(
+            "fault", None if record["ok"] else "code"
+        )  # runs stored before faults were kept
+        return cls(payload=payload, fault=fault, **{name: record[name] for name in known})
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class Ended:
     timed_out: bool  # killed by the wall-clock timer
     duration: float
     sandboxed: bool
+    taken: bool = True  # the jail took the job; False: none of the job's code ran
 
 
 def read_outcome(workdir: Path, limits: SandboxLimits, ended: Ended) -> RunResult:
@@ -97,9 +109,20 @@ def read_outcome(workdir: Path, limits: SandboxLimits, ended: Ended) -> RunResul
     stdout, out_full = _read_text(workdir / "stdout", cap)
     stderr, err_full = _read_text(workdir / "stderr", cap)
 
-    def failed(kind: str, error: str) -> RunResult:
-        return RunResult(False, None, stdout, stderr, error, kind, ended.duration, ended.sandboxed)
+    def failed(kind: str, error: str, fault: str = "code") -> RunResult:
+        return RunResult(
+            False, None, stdout, stderr, error, kind, ended.duration, ended.sandboxed, fault
+        )
 
+    if not ended.taken:
+        return failed(
+            "SandboxError",
+            "The sandbox did not start: the jail ended before it took the job, so none of the "
+            "request's code ran. This is the domain's failure, not the scientist's; stderr "
+            "says what bubblewrap or the interpreter printed (a missing path, a limit too "
+            "small to start Python).",
+            fault="domain",
+        )
     if ended.timed_out:
         return failed(
             "LimitExceeded:wall",

@@ -277,17 +277,18 @@ class _Run:
         duration = time.monotonic() - start
         if before is None and not self.cold and not state["timed_out"]:
             raise _NotTaken
+        taken = before is not None  # None: the jail ended or hung before any of the code ran
         sandboxed = self.jail.config.bwrap is not None
         try:
             _, status, usage = os.wait4(process.pid, 0)
         except ChildProcessError:  # nothing to learn from the exit; the status file decides
             process.returncode = 0
-            return Ended(0, 0.0, state["timed_out"], duration, sandboxed)
+            return Ended(0, 0.0, state["timed_out"], duration, sandboxed, taken)
         process.returncode = os.waitstatus_to_exitcode(status)
         if not sandboxed:
             _killpg(process.pid)  # stragglers of an unsandboxed run
         cpu = max(0.0, usage.ru_utime + usage.ru_stime - (before or 0.0))
-        return Ended(status, cpu, state["timed_out"], duration, sandboxed)
+        return Ended(status, cpu, state["timed_out"], duration, sandboxed, taken)
 
     def _add_boot_log(self) -> None:
         """Append what bwrap and the interpreter printed before the job to the run's stderr."""

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from rds._syft.submission import function_source
-from rds.errors import InvalidInput, MockRunFailed
+from rds.errors import InvalidInput, MockRunFailed, ResultTypeRefused
+from rds.sandbox import codec
 
 
 def source_of(fn: Callable[..., Any]) -> tuple[str, str]:
@@ -46,7 +47,7 @@ def run_in_kernel(source: str, name: str, mock: pd.DataFrame) -> Any:
     namespace: dict[str, Any] = {"pd": pd, "np": np, "__name__": "rds_request"}
     try:
         exec(compile(source, f"<{name}>", "exec"), namespace)  # noqa: S102 - the scientist's own code, locally
-        return namespace[name](mock.copy())
+        result = namespace[name](mock.copy())
     except Exception as exc:
         hint = ""
         if isinstance(exc, NameError):
@@ -58,3 +59,35 @@ def run_in_kernel(source: str, name: str, mock: pd.DataFrame) -> Any:
             f"{name}() failed on the mock data, so it was not submitted: "
             f"{type(exc).__name__}: {exc}.{hint}"
         ) from exc
+    _check_crossable(name, result)
+    return result
+
+
+def _check_crossable(name: str, result: object) -> None:
+    """Refuse, before submission, a result the sandbox could not send back."""
+    try:
+        codec.encode(result)
+    except ResultTypeRefused as exc:
+        raise MockRunFailed(
+            f"{name}() returned {_kind(result)} on the mock, which cannot leave the sandbox, "
+            f"so it was not submitted. {_instead(result)} ({exc})"
+        ) from None
+
+
+def _kind(value: object) -> str:
+    kind = type(value)
+    where = "" if kind.__module__ == "builtins" else f"{kind.__module__}."
+    return f"a {where}{kind.__qualname__}"
+
+
+def _instead(value: object) -> str:
+    module = type(value).__module__.split(".")[0]
+    if module in {"matplotlib", "seaborn", "plotly", "bokeh", "altair"}:
+        return (
+            "A plot cannot be released: return the numbers it shows (e.g. "
+            "df.groupby('ward').age.mean(), or np.histogram(df.age, bins=10)[0]) and draw "
+            "the plot locally from the released result."
+        )
+    if isinstance(value, (set, frozenset)):
+        return "Return sorted(...) of the set as a list instead."
+    return "Return a number, string, list, dict, numpy array or pandas DataFrame/Series."

@@ -223,7 +223,9 @@ def _dp(domain: Site, req: Job, *, allowance: float | None = None) -> Outcome:
     )
     fallback: dict[str, str | None] | None = None
     if not result.ok:
-        if allowance is None:
+        # A domain failure comes before any of the job ran, so it says nothing about the
+        # data: it waits for the owner to mend the domain instead of releasing a fallback.
+        if allowance is None or result.fault == "domain":
             return _failed(result, "dp")
         fallback = {"error_type": result.error_type, "error": result.error}
     else:
@@ -288,6 +290,16 @@ def _record(
 
 
 def _failed(result: RunResult, kind: str) -> Outcome:
+    if result.fault == "domain":
+        check = Check(
+            rule="run",
+            verdict="fail",
+            explanation="The sandbox did not start, so nothing of the request ran: the "
+            "domain's failure, which cannot be released. Mend the domain (see the run's "
+            "stderr) and run the request again, or deny it.",
+            numbers={"error_type": result.error_type},
+        )
+        return Outcome(_record(result, kind, b""), b"", CheckReport((check,)))
     check = Check(
         rule="run",
         verdict="warn",

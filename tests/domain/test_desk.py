@@ -9,6 +9,7 @@ import pytest
 
 import rds
 from rds.domain.desk import ReviewDesk
+from tests.conftest import jail_cannot_start
 
 BY_WARD = "SELECT ward, COUNT(*) AS n FROM patients GROUP BY ward ORDER BY ward"
 SMALL_CELLS = "SELECT ward, age, COUNT(*) AS n FROM patients GROUP BY ward, age"
@@ -157,3 +158,18 @@ def test_queue_refreshes_by_itself(domain: rds.Domain, session: rds.Session) -> 
         assert desk.selected is not None and desk.selected.id == req.id
     finally:
         desk.close()
+
+
+def test_the_desk_will_not_approve_a_domain_failure(
+    domain: rds.Domain, session: rds.Session, desk: ReviewDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    req = session.dataset("patients").request(mean_age, reason="Age profile")
+    desk.refresh_button.click()
+    desk.select(req.id)
+    with jail_cannot_start(monkeypatch):
+        desk.run_private_button.click()
+        desk.wait()
+    assert "the sandbox did not start" in desk.preview.value
+    desk.justification.value = "approve anyway"  # a justification does not unlock it
+    assert _buttons(desk) == {"mock": True, "private": True, "approve": False, "deny": False}
+    assert "domain's failure" in desk.approve_button.tooltip

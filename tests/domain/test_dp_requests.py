@@ -13,7 +13,7 @@ import pytest
 import rds
 from rds.domain import serve
 from rds.ledger import load_public_key
-from tests.conftest import free_port, patients
+from tests.conftest import free_port, jail_cannot_start, patients
 
 QUERY = "SELECT ward, COUNT(*) AS n, AVG(age) AS mean_age FROM patients GROUP BY ward"
 WARDS = ["cardio", "onco", "neuro", "icu"]  # icu: declared, absent from the data
@@ -236,3 +236,21 @@ def test_parallel_requests_over_http_never_overspend(tmp_path: Path) -> None:
     assert all("budget" in e["data"]["reason"] for e in denials)
     public_key = load_public_key(path / "ledger.pub")
     assert rds.Ledger(path / "ledger.jsonl", public_key=public_key).verify() == len(ledger)
+
+
+def test_a_paced_dp_release_waits_for_the_owner_when_the_sandbox_cannot_start(
+    dp_domain: rds.Domain, dp_session: rds.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A paced run that fails releases a no-rows answer (so failing is no oracle); a jail
+    # that never started says nothing about the data, and must not spend ε on noise.
+    req = dp_session.dataset("patients").sql(QUERY, epsilon=0.25, reason="wards")
+    dp_domain.set_policy("patients", rds.Policy(epsilon_budget=1.0, auto_release="dp"))
+    with jail_cannot_start(monkeypatch):
+        assert dp_domain.auto_release(req.id, paced=True) is None
+    assert req.status == "awaiting review"
+    owner = dp_domain.request(req.id)
+    assert owner.preview is not None and owner.preview.fault == "domain"
+    assert not dp_domain.ledger.events(event="epsilon_spent", request=req.id)
+    assert owner.run().ok  # mended: the run draws its answer now
+    owner.approve()
+    assert set(req.result(timeout=30, progress=False)["ward"]) == set(WARDS)

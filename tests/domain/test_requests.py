@@ -10,6 +10,7 @@ import pytest
 
 import rds
 from rds.sandbox import runner
+from tests.conftest import jail_cannot_start
 
 
 def _submit(session: rds.Session, source: str, dataset: str = "patients") -> str:
@@ -124,3 +125,45 @@ def test_runs_dir_is_owner_only(domain: rds.Domain, session: rds.Session) -> Non
     run_dir = domain.layout.runs / req.id
     assert run_dir.stat().st_mode & 0o077 == 0
     assert (run_dir / "run.json").stat().st_mode & 0o077 == 0
+
+
+def test_a_domain_failure_cannot_be_approved_and_says_whose_it_is(
+    domain: rds.Domain, session: rds.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def n(df):
+        return len(df)
+
+    req = session.dataset("patients").request(n, reason="count")
+    owner = domain.request(req.id)
+    with jail_cannot_start(monkeypatch):
+        preview = owner.run()
+    assert not preview.ok and preview.fault == "domain"
+    assert "domain's failure" in (preview.next_step or "")
+    assert "domain's fault" in repr(preview)
+    assert "what to do" in preview._repr_html_()
+    for kwargs in ({}, {"justification": "I know"}):
+        with pytest.raises(rds.RequestStateError, match="domain's side"):
+            owner.approve(**kwargs)
+    assert req.status == "awaiting review"  # the scientist is told nothing yet
+    # Mended, it runs again and is the scientist's result to release.
+    preview = owner.run()
+    assert preview.ok and preview.fault is None and preview.next_step is None
+    owner.approve()
+    assert req.result() == len(domain.store.read("patients"))
+
+
+def test_a_scientists_failure_says_what_each_side_can_do(
+    domain: rds.Domain, session: rds.Session
+) -> None:
+    def bad(df):
+        return df["no_such_column"].sum() if len(df) > 300 else 0
+
+    req = session.dataset("patients").request(bad, reason="count")
+    owner = domain.request(req.id)
+    preview = owner.run()
+    assert not preview.ok and preview.fault == "code"
+    assert "scientist's code failed (KeyError)" in (preview.next_step or "")
+    owner.approve()
+    with pytest.raises(rds.RequestFailed, match=r"KeyError.*Run it on the mock") as info:
+        req.result()
+    assert "no_such_column" not in str(info.value)  # the message stays with the owner

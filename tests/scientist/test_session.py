@@ -187,3 +187,28 @@ def test_result_timeout(session: rds.Session) -> None:
     req = session.dataset("patients").request(mean_age, reason="x")
     with pytest.raises(rds.RequestTimeout, match="still awaiting review"):
         req.result(timeout=0.5, poll=0.1, progress=False)
+
+
+def test_a_result_that_cannot_cross_the_boundary_is_refused_on_the_mock(
+    domain: rds.Domain, session: rds.Session
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    def wards(df):
+        return set(df["ward"])
+
+    def plot(df):
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots()
+        axes.hist(df["age"])
+        return figure
+
+    before = len(domain.requests)
+    with pytest.raises(rds.MockRunFailed, match=r"returned a set.*sorted\(\.\.\.\)"):
+        session.dataset("patients").request(wards, reason="which wards")
+    with pytest.raises(rds.MockRunFailed, match=r"matplotlib.*return the numbers it shows"):
+        session.dataset("patients").request(plot, reason="a histogram")
+    assert len(domain.requests) == before  # neither was submitted
