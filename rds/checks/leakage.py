@@ -165,6 +165,7 @@ def check_output(
     >>> check_output(float(private.age.mean()), private=private).verdict
     'pass'
     """
+    private, value = _dates_as_numbers(private), _dates_in(value)
     leaves = list(walk(value, "result"))
     found = _Found(leaves, private, identifying, rules.min_cell_count)
     return CheckReport(
@@ -178,6 +179,82 @@ def check_output(
             _small_cells(leaves, len(private), rules),
         )
     )
+
+
+# -- dates ---------------------------------------------------------------------------------
+# Dates, timestamps and durations are judged as numbers: days since 1970 (a fraction for a
+# time of day), in the private data and in the output alike, so a first admission date, a
+# list of real dates or a copied column fails the way a max, a list of rare ages or a copy
+# does, and month starts in a grouped count pass when chance explains them. Each date
+# column is also compared as text (ISO, "2023-09-04"), so a date written into a string is
+# found like any rare string.
+
+
+def _dates_as_numbers(private: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    dated = [c for c in private.columns if _is_dated(private[c])]
+    if not dated:
+        return private
+    frame = private.copy()
+    for column in dated:
+        values = private[column]
+        frame[column] = _days(values)
+        if pd.api.types.is_datetime64_any_dtype(values):
+            midnight = bool((values.dropna() == values.dropna().dt.normalize()).all())
+            text = values.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%dT%H:%M:%S")
+            frame[f"{column} (as text)"] = text.astype(object).where(values.notna(), None)
+    return frame
+
+
+def _dates_in(value: Any) -> Any:
+    """``value`` with every date, timestamp and duration in it as days (see above)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        if not any(_is_dated(value[c]) for c in value.columns) and not _is_dated(value.index):
+            return value
+        out = value.copy()
+        for i in range(out.shape[1]):
+            if _is_dated(out.iloc[:, i]):
+                out.isetitem(i, _days(out.iloc[:, i]))
+        if _is_dated(out.index):
+            out.index = pd.Index(_days(pd.Series(out.index)).to_numpy())
+        return out
+    if isinstance(value, pd.Series):
+        out = _days(value) if _is_dated(value) else value
+        if _is_dated(value.index):
+            out = out.copy()
+            out.index = pd.Index(_days(pd.Series(value.index)).to_numpy())
+        return out
+    if isinstance(value, pd.Timestamp | pd.Timedelta | np.datetime64 | np.timedelta64):
+        return float(_days(pd.Series([value])).iloc[0])
+    if isinstance(value, np.ndarray) and value.dtype.kind in "mM":
+        return _days(pd.Series(value.ravel())).to_numpy().reshape(value.shape)
+    if isinstance(value, dict):
+        return {k: _dates_in(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_dates_in(v) for v in value)
+    return value
+
+
+def _is_dated(values: Any) -> bool:
+    import pandas as pd
+
+    return bool(
+        pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values)
+    )
+
+
+def _days(values: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    if pd.api.types.is_timedelta64_dtype(values):
+        return values / pd.Timedelta(days=1)
+    if getattr(values.dtype, "tz", None) is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return (values - pd.Timestamp(0)) / pd.Timedelta(days=1)
 
 
 def _types(value: Any, leaves: list[tuple[str, Any]]) -> Check:

@@ -90,7 +90,9 @@ def _column(col: pd.Series, n: int, rng: np.random.Generator, min_count: int) ->
         # Drawn as integers in the column's own unit (s, ms, us or ns): read as nanoseconds,
         # a column of seconds would give a mock of dates in January 1970.
         unit = col.dt.unit
-        ticks = _numeric(values.astype("int64").astype(float), n, rng, integer=True)
+        private = values.astype("int64").to_numpy()
+        ticks = _numeric(pd.Series(private.astype(float)), n, rng, integer=True)
+        ticks = _unseen(ticks.to_numpy(), private, _step(private, unit))
         if pd.api.types.is_timedelta64_dtype(col):
             drawn = pd.Series(pd.to_timedelta(ticks, unit=unit))
         elif getattr(col.dtype, "tz", None) is not None:  # the integers count from UTC
@@ -107,6 +109,46 @@ def _column(col: pd.Series, n: int, rng: np.random.Generator, min_count: int) ->
         drawn = drawn.astype(object) if drawn.dtype.kind in "iub" else drawn
         drawn[rng.random(n) < null_rate] = None
     return drawn.reset_index(drop=True)
+
+
+_TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+_RESOLUTIONS = (86_400, 3_600, 60, 1, 1e-3, 1e-6, 1e-9)  # a day down to a nanosecond, in s
+
+
+def _step(ticks: np.ndarray, unit: str) -> int:
+    """The coarsest resolution every private value is recorded at (a day for dates, a
+    second for timestamps to the second), in ticks of the column's unit."""
+    per_second = _TICKS_PER_SECOND.get(unit, 1)
+    for seconds in _RESOLUTIONS:
+        step = round(seconds * per_second)
+        if step >= 1 and len(ticks) and not (ticks % step).any():
+            return step
+    return 1
+
+
+def _unseen(drawn: np.ndarray, private: np.ndarray, step: int) -> np.ndarray:
+    """``drawn`` on the grid of ``step``, each value that equals a private one moved to the
+    nearest grid point within the drawn range that none has.
+
+    A real date next to a ward or an age can identify someone, so no private date or
+    timestamp appears in the mock (unless every point of the range is taken, when the
+    value is left where it was drawn).
+    """
+    if not len(drawn):
+        return drawn
+    low, high = int(drawn.min()) // step, int(drawn.max()) // step
+    grid = (drawn // step).astype(np.int64)
+    taken = np.unique(private[private % step == 0] // step)
+    clash = np.isin(grid, taken)
+    for distance in range(1, 1 + max(1, min(high - low, 4096))):
+        if not clash.any():
+            break
+        for sign in (1, -1):
+            moved = grid + sign * distance
+            ok = clash & ~np.isin(moved, taken) & (moved >= low) & (moved <= high)
+            grid[ok] = moved[ok]
+            clash &= ~ok
+    return grid * step
 
 
 def _numeric(values: pd.Series, n: int, rng: np.random.Generator, *, integer: bool) -> pd.Series:

@@ -6,7 +6,7 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,8 +201,18 @@ class Domain:
         max_contributions: int = 1,
         contact: str | None = None,
         mock_rows: int | None = None,
+        parse_dates: bool | Sequence[str] | Mapping[str, str | None] | None = None,
+        dtypes: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Publish a dataset: private data to the private store, metadata and mock to syft.
+
+        Text columns whose every value is an ISO date or timestamp (``2023-09-04``) are
+        published as dates (the returned ``"dates"`` lists them; ``parse_dates=False``
+        keeps them text, ``parse_dates=["col"]`` parses other formats, and
+        ``parse_dates={"col": "%d/%m/%Y"}`` names one); ``dtypes``
+        declares column types (``{"admitted": "date", "ward": "category"}``). Dates keep
+        their type in the private store and the mock, and take ``bounds`` as a pair of
+        dates.
 
         ``mock=None`` synthesizes one (same schema, rough marginals, no real row, no rare
         category). ``bounds`` declares numeric ranges per column and ``categories`` the
@@ -217,7 +227,7 @@ class Domain:
         check_name(name)
         if name in self.store.names():
             raise InvalidInput(f"A dataset named {name!r} is already published.")
-        frame = load_data(data)
+        frame, dates = load_data(data, parse_dates=parse_dates, dtypes=dtypes)
         columns = schema(frame, bounds, categories)
         unit, capped = _privacy_unit(frame, privacy_unit, max_contributions)
         needs_cap = capped["capped"] > 0
@@ -253,8 +263,15 @@ class Domain:
             policy=policy.describe(),
             directory=directory.name,
             capped=capped,
+            dates=dates,
         )
-        return {"name": name, "description": description, **meta, "capped": capped}
+        return {
+            "name": name,
+            "description": description,
+            **meta,
+            "capped": capped,
+            "dates": dates,
+        }
 
     def policy(self, dataset: str) -> Policy:
         """The dataset's current policy."""

@@ -116,7 +116,8 @@ def private_sql(
     values: dict[str, str] = {}  # inner-projection alias -> expression, filled by _aggregate
     names = [_q(k.name) for k in keys]
     outer = [f"{_aggregate(a, columns, values)} AS {_q(a.column)}" for a in aggregates]
-    inner = names + [f"{e} AS {_q(a)}" for a, e in values.items()]
+    projected = [f"{k.expression} AS {_q(k.name)}" if k.expression else _q(k.name) for k in keys]
+    inner = projected + [f"{e} AS {_q(a)}" for a, e in values.items()]
     cap = schema.needs_cap and schema.privacy_unit is not None
     if cap:  # DuckDB refuses random() in a window's ORDER BY; it is drawn a level below
         inner += [f"{_q(str(schema.privacy_unit))} AS {_q(PREFIX + 'unit')}"]
@@ -171,9 +172,11 @@ def _semi_joins(table: str, keys: list[DPColumn]) -> str:
     sql = ""
     for i, key in enumerate(keys):
         values, v = ", ".join(_literal(v) for v in key.categories or ()), _q(PREFIX + "value")
+        # A computed key (a date bucket) is computed again on the table's own rows.
+        on = key.expression if key.expression and table == "t" else f"{table}.{_q(key.name)}"
         sql += (
             f" SEMI JOIN (SELECT unnest([{values}]) AS {v}) AS d{i} "
-            f"ON {table}.{_q(key.name)} IS NOT DISTINCT FROM d{i}.{v}"
+            f"ON {on} IS NOT DISTINCT FROM d{i}.{v}"
         )
     return sql
 

@@ -27,9 +27,12 @@ class DPColumn:
 
     name: str
     dtype: str
-    bounds: tuple[float, float] | None = None
+    bounds: tuple[Any, Any] | None = None  # floats; ISO text for a date column
     categories: tuple[Any, ...] | None = None
     nullable: bool | None = None
+    #: A GROUP BY key computed from a column (a date bucket), as SQL over the table's
+    #: columns; its ``categories`` are every value it can take, from public bounds.
+    expression: str | None = None
 
     @property
     def may_be_missing(self) -> bool:
@@ -168,6 +171,30 @@ def nullable_dtype(dtype: str) -> bool:
     return not (isinstance(parsed, np.dtype) and parsed.kind in "iub")
 
 
+def date_dtype(dtype: str) -> bool:
+    """A datetime dtype without a time zone (the one date buckets are drawn on)."""
+    import pandas as pd
+
+    parsed = _dtype(dtype)
+    return (
+        parsed is not None
+        and bool(pd.api.types.is_datetime64_any_dtype(parsed))
+        and getattr(parsed, "tz", None) is None
+    )
+
+
+def _date_bounds(col: DPColumn) -> tuple[str, str]:
+    import pandas as pd
+
+    try:
+        lo, hi = (pd.Timestamp(b) for b in col.bounds or ())
+    except (TypeError, ValueError):
+        raise InvalidInput(f"Bounds of the date column {col.name!r} must be two dates.") from None
+    if not lo < hi or lo.tzinfo is not None or hi.tzinfo is not None:
+        raise InvalidInput(f"Bounds of {col.name!r} must be two dates, the first earlier.")
+    return lo.isoformat(), hi.isoformat()
+
+
 def where_kind(col: DPColumn) -> str:
     """The type a WHERE condition sees ``col`` as: ``bool``, ``num``, ``str``, ``time``,
     ``timetz`` or ``other`` (then only ``IS [NOT] NULL`` and ``TRY_CAST(… AS VARCHAR)``).
@@ -220,7 +247,9 @@ def checked_schema(schema: DPSchema) -> DPSchema:
         raise InvalidInput("needs_cap requires a privacy_unit column to cap rows by.")
     columns = []
     for col in schema.columns:
-        if col.bounds is not None:
+        if col.bounds is not None and date_dtype(col.dtype):
+            col = replace(col, bounds=_date_bounds(col))
+        elif col.bounds is not None:
             lo, hi = (
                 float(b) if isinstance(b, int | float | np.number) else math.nan for b in col.bounds
             )

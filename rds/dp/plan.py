@@ -44,6 +44,7 @@ from rds.dp.model import (
     DPPlan,
     DPSchema,
     checked_schema,
+    date_dtype,
     numeric_dtype,
 )
 from rds.errors import InvalidInput
@@ -56,9 +57,18 @@ SUPPORTED = (
     "[WHERE <condition on the dataset's columns>] [GROUP BY key, ...] [ORDER BY output "
     "[DESC], ...], where agg is COUNT(*), COUNT(col), SUM(col) or AVG(col) on a plain column "
     "(SUM/AVG need bounds declared by the data owner) and every key has a declared "
-    "category domain."
+    "category domain, or is a date bucket (date_trunc('month', col) AS month) of a date "
+    "column with declared bounds."
 )
 MAX_CELLS = 1_000_000  # cells of the keys' cross product: each one is released, with noise
+#: ``date_trunc`` units a DP GROUP BY takes: how a bucket is written, pandas' period, days.
+DATE_BUCKETS = {
+    "year": ("%Y", "Y", 365),
+    "quarter": ("%Y-%m", "Q", 90),
+    "month": ("%Y-%m", "M", 28),
+    "week": ("%Y-%m-%d", "W-SUN", 7),  # ISO weeks, Monday first, as DuckDB truncates
+    "day": ("%Y-%m-%d", "D", 1),
+}
 _AGG_ARGS = {"this", "big_int"}
 _CLAUSES = {
     "with_": "CTEs (WITH)",
@@ -202,12 +212,26 @@ class _Planner:
         if any(group.args.get(a) for a in ("all", "rollup", "cube", "grouping_sets", "totals")):
             raise _refuse("GROUP BY ALL, ROLLUP, CUBE and GROUPING SETS; list the keys")
         keys: list[DPColumn] = []
+        buckets = {  # alias -> date bucket, and the bucket's own text -> its alias
+            item.alias: item.this for item in select.expressions if isinstance(item, exp.Alias)
+        }
+        by_text = {v.sql(dialect="duckdb"): a for a, v in buckets.items()}
         for node in group.expressions:
             if isinstance(node, exp.Literal) and not node.is_string:
                 position = int(node.name)
                 if not 1 <= position <= len(select.expressions):
                     raise _refuse(f"GROUP BY {position}: there is no such SELECT item")
                 node = select.expressions[position - 1]
+            if isinstance(node, exp.Alias):
+                node = node.this
+            alias = by_text.get(node.sql(dialect="duckdb"))
+            if isinstance(node, exp.Column) and not node.table and node.name in buckets:
+                alias, node = node.name, buckets[node.name]
+            if isinstance(node, exp.TimestampTrunc | exp.DateTrunc):
+                key = self._bucket(node, alias)
+                if key not in keys:
+                    keys.append(key)
+                continue
             key = self._column(node, "a GROUP BY key")
             if not key.categories:
                 known = [c.name for c in self.schema.columns if c.categories] or ["none"]
@@ -222,6 +246,40 @@ class _Planner:
             raise _refuse(f"{cells:,} groups in the keys' cross product (at most {MAX_CELLS:,})")
         return keys
 
+    def _bucket(self, node: exp.Expression, alias: str | None) -> DPColumn:
+        """``date_trunc(unit, col) AS name``: a key whose every value follows from the
+        column's declared date bounds (each bucket between them), so no group's existence
+        depends on the data. It is released as text (``2024-03`` for a month)."""
+        import pandas as pd
+
+        given = node.args.get("unit")
+        unit = str(given.name if given is not None else "").lower()
+        shown = node.sql(dialect="duckdb")
+        if unit not in DATE_BUCKETS:
+            raise _refuse(f"{shown}: date buckets are {', '.join(DATE_BUCKETS)}")
+        if alias is None:
+            raise _refuse(f"the date bucket {shown} without a name; write {shown} AS <name>")
+        col = self._column(node.this, "a date bucket's column")
+        if not date_dtype(col.dtype) or col.bounds is None:
+            dated = [c.name for c in self.schema.columns if date_dtype(c.dtype) and c.bounds]
+            raise _refuse(
+                f"{shown}: a date bucket needs a date column with bounds declared by the data "
+                f"owner (dated columns with bounds: {', '.join(dated) or 'none'})"
+            )
+        fmt, freq, days = DATE_BUCKETS[unit]
+        first, last = (pd.Timestamp(b) for b in col.bounds)
+        if (last - first).days / days > MAX_CELLS:
+            raise _refuse(f"{shown}: more than {MAX_CELLS:,} buckets between the bounds")
+        starts = pd.period_range(first, last, freq=freq).start_time
+        values = tuple(dict.fromkeys(t.strftime(fmt) for t in starts))
+        truncated = f"date_trunc('{unit}', TRY_CAST({_quoted(col.name)} AS TIMESTAMP))"
+        return DPColumn(
+            name=alias,
+            dtype="object",
+            categories=values,
+            expression=f"strftime({truncated}, '{fmt}')",
+        )
+
     def _measure(self, node: exp.Expression, keys: list[DPColumn]) -> DPMeasure | None:
         from sqlglot import exp
 
@@ -233,6 +291,10 @@ class _Planner:
                 raise _refuse("FILTER clauses on aggregates; use WHERE")
             if isinstance(agg, exp.AggFunc | exp.Anonymous):
                 raise _refuse(f"{agg.sql(dialect='duckdb')}: only COUNT, SUM and AVG")
+            if isinstance(agg, exp.TimestampTrunc | exp.DateTrunc):
+                if alias and any(k.name == alias and k.expression for k in keys):
+                    return None
+                raise _refuse(f"selecting {node.sql(dialect='duckdb')}, which is not a key")
             col = self._column(agg, "a selected item") if isinstance(agg, exp.Column) else None
             if col is None or col not in keys:
                 raise _refuse(f"selecting {node.sql(dialect='duckdb')}, which is not a key")
@@ -339,6 +401,10 @@ class _Planner:
                 raise _refuse(f"ORDER BY {node.sql(dialect='duckdb')}; order by output columns")
             result.append((names[name.casefold()], bool(ordered.args.get("desc"))))
         return tuple(result)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _ci(name: str) -> tuple[str, str]:

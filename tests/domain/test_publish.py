@@ -43,7 +43,7 @@ def test_malformed_csv(domain: rds.Domain, tmp_path: Path) -> None:
         ({"data": "/no/such/file.csv"}, "No file"),
         ({"data": pd.DataFrame()}, "no rows"),
         ({"bounds": {"age": (0, 50)}}, "outside the declared bounds"),
-        ({"bounds": {"ward": (0, 1)}}, "numeric columns"),
+        ({"bounds": {"ward": (0, 1)}}, "numeric and date columns"),
         ({"bounds": {"nope": (0, 1)}}, "unknown columns"),
         ({"mock": pd.DataFrame({"x": [1]})}, "columns"),
         ({"data": pd.DataFrame({"Age": [1, 2], "age": [3, 4]})}, "differ only in case"),
