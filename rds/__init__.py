@@ -2,7 +2,8 @@
 
 A data owner runs a ``Domain``; a data scientist ``connect``s to it, browses metadata and
 mock data, and sends requests that run in a sandbox and come back only when released.
-``import rds`` does not import syft (that happens on first connection).
+``import rds`` does not import syft (that happens on first connection). In IPython and
+Jupyter, rds's errors show their message first, compactly; ``%tb`` shows the traceback.
 """
 
 from rds.checks.report import Check, CheckReport
@@ -35,8 +36,12 @@ from rds.errors import (
 from rds.ledger import Ledger
 from rds.sandbox.limits import SandboxLimits, WorkerLimits
 from rds.scientist import RemoteDataset, Request, Session
+from rds.widgets.errors import install as _show_errors_compactly
 
 __version__ = "0.1.0"
+
+# In IPython and Jupyter, an rds error shows its message first; %tb shows the traceback.
+_show_errors_compactly()
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rds.errors import RequestDenied, RequestFailed, RequestTimeout
 from rds.request.release import Release
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from rds._syft.client import RequestRecord
     from rds.checks.report import CheckReport
     from rds.scientist.session import Session
+
+_E = TypeVar("_E", bound=BaseException)
 
 
 class Request:
@@ -128,7 +130,8 @@ class Request:
                 status = scientist_status(record)
                 if decision(record) == "denied":
                     bar.finish(status)
-                    raise RequestDenied(record.deny_reason or "no reason given")
+                    denied = RequestDenied(record.deny_reason or "no reason given")
+                    raise _noted(denied, self.id)
                 if decision(record) == "released":
                     payload = conn.fetch_result(self.id)
                     if payload is not None:
@@ -137,9 +140,12 @@ class Request:
                 waited = time.monotonic() - start
                 if timeout is not None and waited >= timeout:
                     bar.finish(status)
-                    raise RequestTimeout(
-                        f"No decision on request {self.id[:8]} after {waited:.0f}s; it is "
-                        f"still {status} with the data owner. Call result() again later."
+                    raise _noted(
+                        RequestTimeout(
+                            f"No decision on request {self.id[:8]} after {waited:.0f}s; it is "
+                            f"still {status} with the data owner. Call result() again later."
+                        ),
+                        self.id,
                     )
                 bar.update(status, waited)
                 time.sleep(poll if timeout is None else max(0.0, min(poll, timeout - waited)))
@@ -174,7 +180,7 @@ class Request:
         release = Release.unpack(payload)
         self._released = release
         if not release.ok:
-            raise RequestFailed(release.summary or "unknown error")
+            raise _noted(RequestFailed(release.summary or "unknown error"), self.id)
         value = decode(release.payload)
         if release.privacy is not None and hasattr(value, "attrs"):
             value.attrs["privacy"] = release.privacy
@@ -197,6 +203,12 @@ class Request:
             return RequestTracker(self)
 
         return live_bundle(self, widget)
+
+
+def _noted(exc: _E, request_id: str) -> _E:
+    """``exc`` with the request's id as a note (shown under its message, also by IPython)."""
+    exc.add_note(f"request id: {request_id} (session.request(id) reads it again)")
+    return exc
 
 
 class RequestList(list[Request]):

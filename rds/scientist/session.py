@@ -12,6 +12,7 @@ from rds.errors import DatasetNotFound, InvalidInput
 from rds.request.status import decision
 from rds.scientist.dataset import DatasetList, RemoteDataset
 from rds.scientist.request import Request, RequestList
+from rds.widgets.errors import install as install_error_display
 
 if TYPE_CHECKING:
     from rds._syft.client import Connection, DatasetRecord, RequestRecord
@@ -68,6 +69,8 @@ class Session:
     def __init__(
         self, conn: Connection, *, on_submit: Callable[[str], object] | None = None
     ) -> None:
+        # In case IPython came after ``import rds``: its errors shown compactly from here on.
+        install_error_display()
         self._conn = conn
         # Called with each new request's id once it is submitted: an embedded domain
         # applies its owner's policy there and then (wired by ``rds.embedded``).
