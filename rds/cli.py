@@ -2,6 +2,7 @@
 
 rds domain create NAME --path DIR
 rds domain start NAME --path DIR [--port 8081] [--host 127.0.0.1]
+                 [--tls-cert FILE --tls-key FILE] [--insecure-http]
 rds domain stop --path DIR
 rds domain status --path DIR
 rds ledger verify DIR [--public-key FILE]
@@ -26,22 +27,50 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
+    import json
+
     from rds.domain import serve
     from rds.domain.domain import Domain
     from rds.worker.layout import Layout
 
     layout = Layout(args.path.resolve())
+    tls = args.tls_cert is not None
+    current = serve.serving(args.path) if layout.config.exists() else None
+    if current is not None:
+        name = json.loads(layout.config.read_text())["name"]
+        problem = serve.conflict(current, host=args.host, port=args.port, tls=tls)
+        if problem is not None:
+            print(f"rds: domain {name!r} in {layout.root}: {problem}", file=sys.stderr)
+            return 1
+        print(f"Domain {name!r} in {layout.root} is already serving at {current['public_url']}")
+        if name != args.name:
+            print(f"(the domain in {layout.root} is named {name!r}, not {args.name!r})")
+        return 0
+    host = serve.DEFAULT_HOST if args.host is None else args.host
+    serve.refuse_plain_http(host, tls=tls, insecure_http=args.insecure_http)
     if not layout.config.exists():
         Domain.create(args.name, path=args.path).close()
         print(f"Created domain {args.name!r} in {layout.root}")
-    if args.host not in {"127.0.0.1", "localhost", "::1"}:
+    url = serve.start(
+        args.path,
+        host=host,
+        port=args.port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        insecure_http=args.insecure_http,
+    )
+    if not tls and not serve.is_loopback(host):
         print(
-            f"WARNING: serving on {args.host} makes the domain reachable from other machines "
-            "over plain HTTP. Put it behind a TLS reverse proxy.",
+            f"WARNING: serving plain HTTP on {host}: anyone on the network between the domain "
+            "and its scientists can read their passwords and results. Use --tls-cert/--tls-key "
+            "or a TLS reverse proxy unless this network is yours alone.",
             file=sys.stderr,
         )
-    url = serve.start(args.path, host=args.host, port=args.port)
-    print(f"Domain {args.name!r} is serving at {url}")
+    name = json.loads(layout.config.read_text())["name"]
+    print(f"Domain {name!r} is serving at {url}")
+    info = serve.serving(args.path)
+    if tls and info is not None:
+        print(f"  (this machine's own processes use {info['url']})")
     print(f"Admin credentials: {layout.admin} (mode 0600); log: {layout.log}")
     return 0
 
@@ -106,11 +135,44 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--path", type=Path, required=True)
     create.set_defaults(run=_create)
 
-    start = domain.add_parser("start", help="serve a domain over HTTP (creating it if needed)")
+    start = domain.add_parser(
+        "start",
+        help="serve a domain over HTTP or HTTPS (creating it if needed)",
+        description=(
+            "Serve the domain in --path (creating it if needed) from a background process. "
+            "By default it listens on 127.0.0.1:8081, reachable from this machine only. To "
+            "serve scientists on other machines, either give --tls-cert and --tls-key (HTTPS "
+            "directly) or keep it on 127.0.0.1 behind a TLS reverse proxy (Caddy, nginx); "
+            "plain HTTP beyond loopback is refused without --insecure-http. On a domain that "
+            "is serving already, it prints its URL, and refuses a different --host or --port."
+        ),
+    )
     start.add_argument("name")
     start.add_argument("--path", type=Path, required=True)
-    start.add_argument("--host", default="127.0.0.1")
-    start.add_argument("--port", type=int, default=8081)
+    start.add_argument(
+        "--host",
+        default=None,
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    start.add_argument("--port", type=int, default=None, help="port (default 8081)")
+    start.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="FILE",
+        help="serve HTTPS with this PEM certificate (or full chain); needs --tls-key",
+    )
+    start.add_argument(
+        "--tls-key",
+        type=Path,
+        metavar="FILE",
+        help="the certificate's unencrypted PEM private key (keep it 0600)",
+    )
+    start.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="allow plain HTTP on an address beyond loopback (passwords and results travel "
+        "unencrypted: only on a network you trust)",
+    )
     start.set_defaults(run=_start)
 
     for verb, fn, text in (("stop", _stop, "stop serving"), ("status", _status, "is it serving?")):

@@ -4,6 +4,8 @@ It runs confined (``rds.sandbox.confine``): it sees only its state directory, wh
 syft's SQLite, blobs and ``identity.json`` (name, server id, signing key, admin email). It
 never learns the owner's password: syft's admin account already exists in the database
 (the domain created it), so the password syft's constructor insists on is a throwaway.
+Served with TLS, it holds a copy of the certificate and key under ``STATE/tls/`` (the
+supervisor puts them there and removes them when it stops).
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("state", type=Path)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate")
+    parser.add_argument("--tls-key", type=Path, help="the certificate's PEM private key")
+    parser.add_argument(
+        "--local-port", type=int, help="also serve plain HTTP on 127.0.0.1 (with TLS only)"
+    )
     args = parser.parse_args(argv)
 
     handler = logging.StreamHandler(sys.stderr)
@@ -46,10 +53,21 @@ def main(argv: list[str] | None = None) -> None:
         state_dir=args.state,
     )
     server = build_server(identity)
-    http = HTTPServer(server, host=args.host, port=args.port)
+    http = HTTPServer(
+        server,
+        host=args.host,
+        port=args.port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        local_port=args.local_port,
+    )
     signal.signal(signal.SIGTERM, lambda *_: http.stop())
     signal.signal(signal.SIGINT, lambda *_: http.stop())
-    print(f"rds server: serving at http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    scheme = "https" if args.tls_cert else "http"
+    where = f"{scheme}://{args.host}:{args.port}"
+    if args.local_port is not None:
+        where += f" and http://127.0.0.1:{args.local_port}"
+    print(f"rds server: serving at {where}", file=sys.stderr, flush=True)
     http.run()
     stop_server(server)
     print("rds server: stopped", file=sys.stderr, flush=True)

@@ -47,7 +47,7 @@ def new_identity_values() -> tuple[str, str]:
 # the first one in saves the level and the last one out restores it.
 _QUIET_LOCK = threading.Lock()
 _quiet_depth = 0
-_saved_levels: dict[logging.Logger, int] = {}
+_saved_disabled: dict[logging.Logger, bool] = {}
 
 
 @contextlib.contextmanager
@@ -80,19 +80,22 @@ def quiet() -> Iterator[None]:
         with _QUIET_LOCK:
             _quiet_depth -= 1
             if _quiet_depth == 0:
-                for logger, level in _saved_levels.items():
-                    logger.setLevel(level)
-                _saved_levels.clear()
+                for logger, disabled in _saved_disabled.items():
+                    logger.disabled = disabled
+                _saved_disabled.clear()
 
 
 def _silence_syft_loggers() -> None:
-    """Raise the level of syft's loggers only (``syft`` and every ``syft.*`` one made so far);
-    the notebook's own logging, and the root logger, are left as they are."""
+    """Disable syft's loggers only (``syft`` and every ``syft.*`` one made so far); the
+    notebook's own logging, and the root logger, are left as they are.
+
+    ``Logger.disabled`` rather than a level: ``setLevel`` clears the cache of every logger
+    in the process, which cost more than some of the syft calls it wrapped."""
     names = ["syft"] + [n for n in logging.root.manager.loggerDict if n.startswith("syft.")]
     for name in names:
         logger = logging.getLogger(name)
-        _saved_levels[logger] = logger.level
-        logger.setLevel(logging.CRITICAL + 100)
+        _saved_disabled[logger] = logger.disabled
+        logger.disabled = True
 
 
 def _no_display(*_objects: Any, **_options: Any) -> None:
@@ -137,17 +140,33 @@ class HTTPServer:
     Only ``allowlist.ROUTES`` are mounted (registration, password reset and the peer stream
     proxy are not); every API call is then checked at dispatch (``RDSDatasite``).
 
+    With ``tls_cert`` and ``tls_key`` (PEM files) it serves HTTPS on ``host:port``, and,
+    given ``local_port``, the same API over plain HTTP on ``127.0.0.1:local_port`` for the
+    domain's own processes on this machine (the worker, the owner's ``Domain.open``), which
+    then need no certificate that names 127.0.0.1.
+
     Examples
     --------
     >>> http = HTTPServer(build_server(identity), host="127.0.0.1", port=8081)
     >>> http.run()  # blocks until stop() or a signal
     """
 
-    def __init__(self, server: Any, *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        server: Any,
+        *,
+        host: str,
+        port: int,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        local_port: int | None = None,
+    ) -> None:
         import uvicorn
         from fastapi import APIRouter, FastAPI
         from syft.server.routes import make_routes
 
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("TLS needs both a certificate and its key")
         self.server = server
         app = FastAPI(
             title=f"rds domain {server.name}", docs_url=None, redoc_url=None, openapi_url=None
@@ -157,27 +176,53 @@ class HTTPServer:
             if getattr(route, "path", None) in allowlist.ROUTES:
                 router.routes.append(route)
         app.include_router(router, prefix="/api/v2")
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        tls: dict[str, Any] = {}
+        if tls_cert is not None and tls_key is not None:
+            tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)}
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, **tls
+        )
         self._uvicorn = uvicorn.Server(config)
+        self._local: Any = None
+        if local_port is not None:
+            local = uvicorn.Config(
+                app, host="127.0.0.1", port=local_port, log_level="warning", access_log=False
+            )
+            self._local = uvicorn.Server(local)
 
     def run(self) -> None:
-        """Serve until stopped."""
-        self._uvicorn.run()
+        """Serve until stopped (the loopback listener, if any, from a thread of its own)."""
+        if self._local is None:
+            self._uvicorn.run()
+            return
+        local = _serve_in_thread(self._local, "rds-domain-http-local")
+        try:
+            self._uvicorn.run()
+        finally:
+            self._local.should_exit = True
+            local.join(10)
 
     def start_in_thread(self) -> threading.Thread:
         """Serve from a daemon thread; return once the socket accepts connections.
 
         Raises ``OSError`` when the server could not start (typically: port in use).
         """
-        thread = threading.Thread(target=self.run, daemon=True, name="rds-domain-http")
-        thread.start()
-        while not self._uvicorn.started and thread.is_alive():
-            thread.join(0.02)
-        if not self._uvicorn.started:
-            host, port = self._uvicorn.config.host, self._uvicorn.config.port
-            raise OSError(f"Could not listen on {host}:{port} (is the port in use?)")
-        return thread
+        return _serve_in_thread(self._uvicorn, "rds-domain-http")
 
     def stop(self) -> None:
         """Ask uvicorn to exit."""
         self._uvicorn.should_exit = True
+        if self._local is not None:
+            self._local.should_exit = True
+
+
+def _serve_in_thread(server: Any, name: str) -> threading.Thread:
+    """Run a uvicorn server from a daemon thread; return once it accepts connections."""
+    thread = threading.Thread(target=server.run, daemon=True, name=name)
+    thread.start()
+    while not server.started and thread.is_alive():
+        thread.join(0.02)
+    if not server.started:
+        host, port = server.config.host, server.config.port
+        raise OSError(f"Could not listen on {host}:{port} (is the port in use?)")
+    return thread

@@ -12,7 +12,12 @@ It holds the domain directory's lock and runs two children, restarting either wh
   uid, the only process that reads the private data, the secrets and the ledger key; it
   talks to the server over loopback HTTP.
 
-The supervisor writes ``server.json`` (its pid, the URL, each child's pid, the server's
+Given a TLS certificate and key, the server serves HTTPS on the chosen address, and plain
+HTTP on a loopback port of its own for the worker and the owner's processes on this
+machine (``server.json``'s ``url``; ``public_url`` is the HTTPS one). The certificate and
+key are copied into ``syft/tls/`` for the confined server, and removed when serving stops.
+
+The supervisor writes ``server.json`` (its pid, the URLs, each child's pid, the server's
 uid, restarts) once both are up. It gives up, and exits non-zero, when a child has had to
 be restarted ``RESTARTS`` times within ``RESTART_WINDOW`` seconds. On SIGTERM or SIGINT it
 stops the worker, then the server, and removes ``server.json``. Both children die with it
@@ -26,6 +31,7 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,6 +52,7 @@ STOP_SECONDS = 10.0
 CHECK_SECONDS = 0.5
 SERVER_LOG_BYTES = 16 * 1024 * 1024  # per server process; the rest of its output is dropped
 _LINE_BYTES = 16 * 1024
+TLS_DIR = "tls"  # in syft/: the server's copy of the certificate and key
 
 
 class Supervisor:
@@ -57,13 +64,27 @@ class Supervisor:
     0
     """
 
-    def __init__(self, layout: Layout, *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        host: str,
+        port: int,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+    ) -> None:
         self.layout = layout
         self.host = host
         self.port = port
-        self.url = f"http://{host}:{port}"
-        local = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
-        self.local_url = f"http://{local}:{port}"
+        self.tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
+        self.url = f"{'https' if self.tls else 'http'}://{host}:{port}"
+        self.local_port: int | None = None
+        if self.tls:  # the worker and the owner's processes come in over loopback HTTP
+            self.local_port = _free_loopback_port()
+            self.local_url = f"http://127.0.0.1:{self.local_port}"
+        else:
+            local = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+            self.local_url = f"http://{local}:{port}"
         self.server: subprocess.Popen[bytes] | None = None
         self.server_pid: int | None = None
         self.worker: subprocess.Popen[bytes] | None = None
@@ -85,7 +106,7 @@ class Supervisor:
             if not self._port_free():
                 self.say(f"could not listen on {self.host}:{self.port} (is the port in use?)")
                 return 1
-            prepare_state(self.layout)
+            prepare_state(self.layout, tls=self.tls)
             started = time.monotonic()
             if not self._start_server():
                 return 0 if self._stopping else 1
@@ -97,6 +118,7 @@ class Supervisor:
         finally:
             self._stop_children()
             self.layout.server_file.unlink(missing_ok=True)
+            remove_tls(self.layout)
             os.close(lock)
             self.say("stopped")
             os.close(self._log)
@@ -111,6 +133,10 @@ class Supervisor:
         read_end, write_end = os.pipe()
         with os.fdopen(write_end, "wb") as pipe:
             args = ["-m", "rds._syft.http_main", confine.STATE, "--host", self.host]
+            if self.tls:
+                tls = f"{confine.STATE}/{TLS_DIR}"
+                args += ["--tls-cert", f"{tls}/cert.pem", "--tls-key", f"{tls}/key.pem"]
+                args += ["--local-port", str(self.local_port)]
             self.server = confine.start(
                 [*args, "--port", str(self.port)], state_dir=self.layout.syft_state, log=pipe
             )
@@ -217,21 +243,22 @@ class Supervisor:
 
     # -- state -------------------------------------------------------------------
     def _port_free(self) -> bool:
-        try:
-            family = socket.getaddrinfo(self.host or None, self.port, type=socket.SOCK_STREAM)
-            with socket.socket(family[0][0], socket.SOCK_STREAM) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                probe.bind(family[0][4])
-        except OSError:
-            return False
-        return True
+        return _bindable(self.host, self.port) and (
+            self.local_port is None or _bindable("127.0.0.1", self.local_port)
+        )
 
     def _write_state(self) -> None:
         assert self.server is not None and self.worker is not None
         server_pid = self.server_pid or self.server.pid
         state = {
             "pid": os.getpid(),
-            "url": self.url,
+            # ``url`` is what this machine's processes use (``running_url``, Domain.open);
+            # ``public_url`` what scientists use. They differ only with TLS.
+            "url": self.local_url if self.tls else self.url,
+            "public_url": self.url,
+            "host": self.host,
+            "port": self.port,
+            "tls": self.tls is not None,
             "server_pid": server_pid,
             "worker_pid": self.worker.pid,
             "server_uid": process_uid(server_pid),
@@ -240,12 +267,14 @@ class Supervisor:
         write_private(self.layout.server_file, json.dumps(state))
 
 
-def prepare_state(layout: Layout) -> None:
+def prepare_state(layout: Layout, *, tls: tuple[Path, Path] | None = None) -> None:
     """Make ``syft/`` ready for the confined server: a database, its identity, its owner.
 
     ``syft/identity.json`` (0600) holds the domain's name, server id, signing key and admin
-    email: never the admin password nor any other secret. ``syft/`` then belongs to the
-    server's uid (when root), which the owner, as root, can still open embedded.
+    email: never the admin password nor any other secret. With ``tls`` (certificate, key)
+    their copies go to ``syft/tls/`` (0600): the server terminates TLS, so it holds the key.
+    ``syft/`` then belongs to the server's uid (when root), which the owner, as root, can
+    still open embedded.
     """
     from rds._syft.http_main import IDENTITY
 
@@ -265,7 +294,34 @@ def prepare_state(layout: Layout) -> None:
     }
     confine.hand_over(layout.syft_state)  # first: clear what a compromised server left
     write_private(layout.syft_state / IDENTITY, json.dumps(public))
+    remove_tls(layout)
+    if tls is not None:
+        cert, key = tls
+        write_private(layout.syft_state / TLS_DIR / "cert.pem", cert.read_text())
+        write_private(layout.syft_state / TLS_DIR / "key.pem", key.read_text())
     confine.hand_over(layout.syft_state)
+
+
+def remove_tls(layout: Layout) -> None:
+    """Remove the server's copy of the TLS certificate and key (if any)."""
+    shutil.rmtree(layout.syft_state / TLS_DIR, ignore_errors=True)
+
+
+def _bindable(host: str, port: int) -> bool:
+    try:
+        family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)
+        with socket.socket(family[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(family[0][4])
+    except OSError:
+        return False
+    return True
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def process_uid(pid: int) -> int | None:
