@@ -27,6 +27,7 @@ import ipywidgets as w
 
 from rds.domain import desk_html
 from rds.errors import RDSError
+from rds.ledger import entries_frame
 from rds.widgets.html import notice
 from rds.widgets.poller import Poller
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 FILTERS = (("Waiting", "waiting"), ("All", "all"), ("Released", "released"), ("Denied", "denied"))
 WAITING = ("submitted", "invalid", "ran")
 REFRESH_SECONDS = 3.0
+LEDGER_LINES = 200  # ledger entries the History tab shows, newest first
 
 
 class ReviewDesk(w.VBox):
@@ -150,7 +152,10 @@ class ReviewDesk(w.VBox):
             # Keep the selection; once it is decided (or filtered out), go on to the oldest
             # request shown, as the next one to look at.
             self.selector.value = current if current in ids else (ids[0] if ids else None)
-            self.history.value = desk_html.history_table(self.domain.ledger.entries())
+            entries = self.domain.ledger.entries()
+            self.history.value = desk_html.history_table(entries) + desk_html.ledger_table(
+                entries_frame(entries[-LEDGER_LINES:])
+            )
             self._show_selected()
             return True
 

@@ -266,3 +266,15 @@ def history_table(entries: Iterable[Entry]) -> str:
     rows.reverse()
     columns = ["when (UTC)", "request", "decision", "by", "why", "checks"]
     return card("History", table(columns, rows, html_columns={"decision"}), subtitle="ledger")
+
+
+def ledger_table(lines: pd.DataFrame) -> str:
+    """The ledger's newest entries, one line each (``Ledger.to_frame``), newest first."""
+    if lines.empty:
+        return card("Ledger", "<p>The ledger is empty.</p>")
+    shown = lines.iloc[::-1].fillna("")
+    return card(
+        "Ledger",
+        frame(shown, max_rows=len(shown)),
+        subtitle=f"the newest {len(shown)} entries; domain.ledger.to_frame() has them all",
+    )

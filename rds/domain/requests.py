@@ -98,7 +98,8 @@ class OwnerRequest:
 
     Attributes: ``id``, ``kind`` (``"python"``, ``"sql"``, ``"dp"``, or ``"invalid"`` with
     the reason in ``problem``: it can only be denied), ``code`` (the
-    function's source), ``sql``, ``epsilon``/``delta`` (DP), ``scientist``, ``dataset`` and
+    function's source, or the SQL of a SQL or DP request; ``source`` is the submission as
+    sent), ``sql``, ``epsilon``/``delta`` (DP), ``scientist``, ``dataset`` and
     ``datasets`` (derived from the code: the tables a query reads), ``reason``,
     ``submitted_at`` and ``status`` (``"submitted"``, ``"invalid"``, ``"ran"``, ``"released"``
     or ``"denied"``).
@@ -119,7 +120,7 @@ class OwnerRequest:
         self._domain = domain
         self._record = record
         self.id = record.id
-        self.code = record.source
+        self.source = record.source  # the submission exactly as sent (a stand-in for SQL)
         self.scientist = record.scientist
         names = domain.store.names() if published is None else published
         # What the request is comes from its code; its header is only checked against it.
@@ -131,6 +132,8 @@ class OwnerRequest:
         self.dataset: str | None = sub.dataset
         self.function: str | None = sub.function
         self.sql: str = sub.sql
+        # What the owner reviews: the function's source, or the query of a SQL/DP request.
+        self.code: str = sub.sql if sub.kind in ("sql", "dp") and sub.sql else record.source
         self.epsilon: float = sub.epsilon
         self.delta: float = sub.delta
         self.reason: str = sub.reason

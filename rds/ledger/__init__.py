@@ -7,12 +7,13 @@ from rds.ledger.keys import (
     load_public_key,
     write_public_key,
 )
-from rds.ledger.ledger import Entry, Ledger, open_signing
+from rds.ledger.ledger import Entry, Ledger, entries_frame, open_signing
 
 __all__ = [
     "Entry",
     "Ledger",
     "create_key_pair",
+    "entries_frame",
     "fingerprint",
     "load_private_key",
     "load_public_key",

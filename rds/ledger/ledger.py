@@ -29,12 +29,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from rds.errors import LedgerError
+
+if TYPE_CHECKING:
+    import pandas as pd
 from rds.ledger.keys import (
     create_key_pair,
     fingerprint,
@@ -161,6 +164,21 @@ class Ledger:
             and all(e.data.get(k) == v for k, v in match.items())
         ]
 
+    def to_frame(self, *, last: int | None = None, **match: Any) -> pd.DataFrame:
+        """One line per entry: ``seq``, ``time``, ``event``, ``actor``, ``dataset``,
+        ``request`` (its first 8 characters), ``scientist`` and ``detail`` (the rest of the
+        entry's data as ``key=value``); ``match`` filters as ``events`` does, ``last`` keeps
+        the newest entries only.
+
+        Examples
+        --------
+        >>> domain.ledger.to_frame(event="approved", last=20)
+        """
+        entries = self.events(**match) if match else self.entries()
+        if last is not None:
+            entries = entries[-last:] if last > 0 else []
+        return entries_frame(entries)
+
     def verify(self) -> int:
         """Check the chain and every signature; return the number of entries.
 
@@ -173,6 +191,35 @@ class Ledger:
                 "Ledger(path, public_key=load_public_key(domain / 'ledger.pub'))."
             )
         return _check(self.entries(), self.public_key)
+
+
+def entries_frame(entries: list[Entry]) -> pd.DataFrame:
+    """``entries`` one line each, as ``Ledger.to_frame`` shows them."""
+    import pandas as pd
+
+    shown = ("dataset", "request", "scientist", "once")
+    rows = [
+        {
+            "seq": e.seq,
+            "time": e.time.replace("T", " ")[:19],
+            "event": e.event,
+            "actor": e.actor,
+            "dataset": e.data.get("dataset"),
+            "request": str(e.data["request"])[:8] if e.data.get("request") else None,
+            "scientist": e.data.get("scientist"),
+            "detail": ", ".join(
+                f"{k}={_short(v)}" for k, v in e.data.items() if k not in shown and v is not None
+            ),
+        }
+        for e in entries
+    ]
+    columns = ["seq", "time", "event", "actor", "dataset", "request", "scientist", "detail"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def open_signing(path: Path, *, key_path: Path, public_path: Path, actor: str) -> Ledger:

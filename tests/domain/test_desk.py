@@ -81,6 +81,8 @@ def test_full_approve_through_the_desk(
     assert not any(_buttons(desk).values())  # decided: nothing left to do
     desk.tabs.selected_index = 1
     assert req.id[:8] in desk.history.value and "Aggregate over 400 patients" in desk.history.value
+    # Below the decisions, every ledger event one line each (published, ran, released...).
+    assert "Ledger" in desk.history.value and "ran_on_mock" in desk.history.value
     # The scientist's listing shows the verdict the release carried.
     (listed,) = [r for r in session.requests if r.id == req.id]
     assert listed.verdict == "pass"

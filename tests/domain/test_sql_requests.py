@@ -25,6 +25,8 @@ def test_aggregate_passes_checks_and_is_released(
     assert req.kind == "sql" and list(req.mock_result.columns) == ["ward", "n", "mean_age"]
     review = domain.request(req.id)
     assert review.kind == "sql" and review.sql.startswith("SELECT ward")
+    assert review.code == review.sql  # the owner reads the query, not a stand-in function
+    assert "def " in review.source
     preview = review.run()
     assert preview.ok and preview.sandboxed
     assert preview.checks.verdict == "pass"

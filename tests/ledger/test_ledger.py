@@ -462,3 +462,18 @@ def test_concurrent_processes_keep_the_chain(tmp_path: Path) -> None:
 def test_ledger_file_is_owner_only(tmp_path: Path, key: Ed25519PrivateKey) -> None:
     ledger = _fill(tmp_path / "l.jsonl", key, 1)
     assert ledger.path.stat().st_mode & 0o077 == 0
+
+
+def test_to_frame_is_one_line_per_entry(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl", key=Ed25519PrivateKey.generate())
+    ledger.append("published", actor="owner@x.org", dataset="patients", rows=400)
+    ledger.append("approved", actor="owner@x.org", request="0123456789abcdef", note="ok")
+    ledger.append("denied", actor="owner@x.org", request="fedcba9876543210", reason="r" * 90)
+    frame = ledger.to_frame()
+    assert list(frame["event"]) == ["published", "approved", "denied"]
+    assert list(frame.columns[:4]) == ["seq", "time", "event", "actor"]
+    assert frame.loc[0, "dataset"] == "patients" and frame.loc[0, "detail"] == "rows=400"
+    assert frame.loc[1, "request"] == "01234567" and frame.loc[1, "detail"] == "note=ok"
+    assert len(frame.loc[2, "detail"]) < 80  # long values are cut to keep one line
+    assert list(ledger.to_frame(event="approved")["seq"]) == [2]
+    assert list(ledger.to_frame(last=1)["event"]) == ["denied"]
