@@ -50,9 +50,9 @@ class RemoteDataset:
         return pd.DataFrame(self._record.meta.get("schema", []), columns=columns)
 
     @property
-    def policy(self) -> dict[str, Any]:
-        """How results from this dataset are released."""
-        return dict(self._record.meta.get("policy", {}))
+    def policy(self) -> DatasetPolicy:
+        """How results from this dataset are released (a dict; a table in a notebook)."""
+        return DatasetPolicy(self._record.meta.get("policy", {}))
 
     @property
     def privacy_unit(self) -> dict[str, Any]:
@@ -235,6 +235,17 @@ class RemoteDataset:
         from rds.scientist.views import dataset_html
 
         return dataset_html(self)
+
+
+class DatasetPolicy(dict[str, Any]):
+    """A dataset's release policy as the owner set it: release path, disclosure-check
+    thresholds, ε budget, sandbox limits. A dict; in a notebook, a table that says what
+    each setting means."""
+
+    def _repr_html_(self) -> str:
+        from rds.scientist.views import policy_html
+
+        return policy_html(self)
 
 
 class DatasetList(list[RemoteDataset]):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from rds._syft.client import RequestRecord
     from rds.checks.report import CheckReport
+    from rds.scientist.dp_answer import PrivacyInfo
     from rds.scientist.session import Session
 
 _E = TypeVar("_E", bound=BaseException)
@@ -165,9 +166,14 @@ class Request:
         return CheckReport.from_dict(self._released.checks)
 
     @property
-    def privacy(self) -> dict[str, Any] | None:
-        """For a differentially private answer: ε spent, δ, mechanism and noise scales."""
-        return None if self._released is None else self._released.privacy
+    def privacy(self) -> PrivacyInfo | None:
+        """For a differentially private answer: ε spent, δ, mechanism and noise scales
+        (a dict; a table in a notebook)."""
+        from rds.scientist.dp_answer import PrivacyInfo
+
+        if self._released is None or self._released.privacy is None:
+            return None
+        return PrivacyInfo(self._released.privacy)
 
     @property
     def logs(self) -> tuple[str | None, str | None]:
@@ -182,8 +188,10 @@ class Request:
         if not release.ok:
             raise _noted(RequestFailed(release.summary or "unknown error"), self.id)
         value = decode(release.payload)
-        if release.privacy is not None and hasattr(value, "attrs"):
-            value.attrs["privacy"] = release.privacy
+        if release.privacy is not None:
+            from rds.scientist.dp_answer import with_relative_error
+
+            value = with_relative_error(value, release.privacy)  # flags noise-swamped cells
         return value
 
     def __repr__(self) -> str:

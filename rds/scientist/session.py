@@ -88,6 +88,18 @@ class Session:
             self._fetched = time.monotonic()
         return self._records
 
+    def refresh(self) -> None:
+        """Read the domain's datasets again now (a listing is otherwise kept for 5 s), e.g.
+        right after the owner published or changed one.
+
+        Examples
+        --------
+        >>> session.refresh()
+        >>> session.datasets
+        """
+        self._records = self._conn.datasets()
+        self._fetched = time.monotonic()
+
     @property
     def datasets(self) -> DatasetList:
         """The domain's datasets (``.to_frame()`` for a table of their metadata)."""

@@ -147,3 +147,40 @@ def _requests_table(requests: Iterable[Request]) -> str:
         return "<p>No requests yet.</p>"
     columns = ["id", "what", "dataset", "submitted", "status", "checks", "reason / answer"]
     return table(columns, rows, html_columns={"status", "checks"})
+
+
+_POLICY_MEANING = {
+    "release": "how answers are released",
+    "auto_release": "what the domain releases without the owner",
+    "min_cell_count": "people each exact output cell needs",
+    "dominance": "N largest people may hold at most this share of a cell",
+    "p_ratio": "the rest of a cell must be at least this share of its largest person",
+    "on_fail": "when a check fails: block the release or suppress the cells",
+    "identifying": "columns whose values never leave the domain",
+    "non_sensitive": "columns that may appear row by row",
+    "epsilon_budget": "your ε budget for differentially private queries",
+    "delta_budget": "your δ budget (Gaussian noise)",
+    "min_epsilon": "the least ε one query may spend",
+    "limits": "the sandbox's limits for one run",
+}
+
+
+def policy_html(policy: dict[str, object]) -> str:
+    """A dataset's release policy as a table: setting, value, what it means."""
+    rows = [
+        (key, _policy_value(key, value), _POLICY_MEANING.get(key, ""))
+        for key, value in policy.items()
+    ]
+    return card("Release policy", table(["setting", "value", "meaning"], rows))
+
+
+def _policy_value(key: str, value: object) -> object:
+    if key == "dominance" and isinstance(value, list | tuple) and len(value) == 2:
+        return f"N={value[0]}, share {value[1]}"
+    if key == "epsilon_budget" and value is None:
+        return "no DP queries"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "none"
+    return "" if value is None else value
