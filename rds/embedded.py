@@ -9,6 +9,7 @@ module, above both, is the only place that knows both.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from rds.errors import InvalidInput
@@ -25,6 +26,7 @@ def connect(
     password: str | None = None,
     profile: str | None = None,
     save_as: str | None = None,
+    verify: str | os.PathLike[str] | None = None,
 ) -> Session:
     """Log in to a domain as a data scientist.
 
@@ -37,12 +39,19 @@ def connect(
     save_as
         After logging in, save this connection as a profile of that name (in the per-user
         profiles file, mode 0600), for ``connect(profile=...)`` and the Remote Data panel.
+    verify
+        For an ``https://`` URL: the CA certificate (PEM) to check the domain's certificate
+        against, such as the one its owner handed over with the credentials. Without it,
+        ``REQUESTS_CA_BUNDLE`` or ``SSL_CERT_FILE``, else the usual public CAs. A
+        certificate that does not verify is refused (``DomainError``).
 
     Examples
     --------
     >>> session = rds.connect("http://127.0.0.1:8081", email="ada@uni.example.org", password=pw,
     ...                       save_as="hospital")
     >>> session = rds.connect(profile="hospital")   # later, or in another notebook
+    >>> session = rds.connect("https://rds.hospital.example.org:8443", email=..., password=pw,
+    ...                       verify="hospital-ca.pem")
     >>> session = rds.connect(domain, email="ada@uni.example.org", password=pw)  # embedded
     """
     from rds.domain.domain import Domain
@@ -50,7 +59,12 @@ def connect(
 
     if not isinstance(target, Domain):
         return session.connect(
-            target, email=email, password=password, profile=profile, save_as=save_as
+            target,
+            email=email,
+            password=password,
+            profile=profile,
+            save_as=save_as,
+            verify=verify,
         )
     if profile is not None:
         raise InvalidInput("connect(profile=...) takes no URL, email or password.")

@@ -10,6 +10,7 @@ import functools
 import inspect
 import json
 import linecache
+import os
 import threading
 import time
 import uuid
@@ -89,24 +90,44 @@ class Connection:
         self._tag_lock = threading.Lock()  # a served domain's worker sets stages from a pool
 
     @classmethod
-    def login(cls, target: Any, *, email: str, password: str) -> Connection:
-        """Log in to ``target``: an ``http(s)://host:port`` URL or an in-process server."""
+    def login(
+        cls, target: Any, *, email: str, password: str, verify: str | os.PathLike[str] | None = None
+    ) -> Connection:
+        """Log in to ``target``: an ``http(s)://host:port`` URL or an in-process server.
+
+        Over HTTPS the domain's certificate is checked against ``verify`` (a CA bundle or
+        the domain's own certificate, PEM), else ``REQUESTS_CA_BUNDLE`` or
+        ``SSL_CERT_FILE``, else the certificates requests trusts by default (certifi).
+        """
         import requests  # type: ignore[import-untyped]
         import syft as sy
         from syft.types.errors import SyftException
 
         try:
             with quiet():
-                if isinstance(target, str):
+                if isinstance(target, str) and target.startswith("https://"):
+                    client = _https_login(target, email=email, password=password, verify=verify)
+                elif isinstance(target, str):
                     url, port = _split_url(target)
                     client = sy.login(url=url, port=port, email=email, password=password)
                 else:
                     guest = target.get_guest_client(verbose=False)
                     client = guest.login(email=email, password=password)
+        except requests.exceptions.SSLError as exc:
+            raise DomainError(
+                f"Could not verify the domain at {target}: {_tls_reason(exc)}. If its owner "
+                "gave you a CA certificate, connect with verify='/path/to/ca.pem' (or set "
+                "REQUESTS_CA_BUNDLE); check that the URL names the host its certificate is for."
+            ) from None
         except requests.exceptions.ConnectionError as exc:
+            hint = (
+                " If it serves HTTPS, use an https:// URL."
+                if isinstance(target, str) and target.startswith("http://")
+                else ""
+            )
             raise DomainUnreachable(
                 f"No rds domain answers at {target}. Is it running? "
-                "Start it with `rds domain start NAME --path DIR`."
+                f"Start it with `rds domain start NAME --path DIR`.{hint}"
             ) from exc
         except SyftException as exc:
             message = str(exc).lower()
@@ -328,6 +349,137 @@ class Connection:
             stage=_tag(tags, STAGE_TAG),
             checks=_tag(tags, CHECKS_TAG) if status == "approved" else None,
         )
+
+
+def _https_login(target: str, *, email: str, password: str, verify: Any) -> Any:
+    """syft's login over HTTPS, with every call of this client verified against ``verify``.
+
+    syft passes ``verify=True`` on each request and sends API calls with module-level
+    ``requests.post``; here the connection's session gets an adapter that puts the CA in,
+    and HTTPS calls go through that session (``_https_fixes``).
+    """
+    from syft.client.client import HTTPConnection
+    from syft.types.server_url import ServerURL
+
+    url, port = _split_url(target)
+    ca = _ca_bundle(verify)
+    _https_fixes()
+    connection = HTTPConnection(url=ServerURL.from_url(f"{url}:{port}"))
+    connection.session_cache = _verifying_session(ca)
+    guest = connection.get_client_type().unwrap()(connection=connection)
+    return guest.login(email=email, password=password, cache=False)
+
+
+def _ca_bundle(verify: Any) -> str | None:
+    """The CA file to verify with: ``verify``, else ``SSL_CERT_FILE`` when requests' own
+    variables are unset (requests reads ``REQUESTS_CA_BUNDLE`` itself), else None."""
+    if verify is None:
+        if os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"):
+            return None
+        verify = os.environ.get("SSL_CERT_FILE") or None
+        if verify is None:
+            return None
+    if isinstance(verify, bool):
+        raise InvalidInput(
+            "verify= takes the path of a CA certificate (PEM); rds always verifies HTTPS."
+        )
+    path = os.fspath(verify)
+    if not os.path.isfile(path):
+        raise InvalidInput(f"No CA certificate file at {path!r} (verify= / SSL_CERT_FILE).")
+    return path
+
+
+def _verifying_session(ca: str | None) -> Any:
+    import requests
+    from requests.adapters import HTTPAdapter  # type: ignore[import-untyped]
+    from urllib3.util import Retry
+
+    class Verifying(HTTPAdapter):
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            if ca is not None and kwargs.get("verify") is not False:
+                kwargs["verify"] = ca
+            return super().send(request, **kwargs)
+
+    session = requests.Session()
+    session.mount("https://", Verifying(max_retries=Retry(total=3, backoff_factor=0.5)))
+    return session
+
+
+_SESSION_CALLS = threading.Lock()
+
+
+def _https_fixes() -> None:
+    """Two of syft 0.9.5's HTTPS gaps, closed once per process (plain HTTP is untouched):
+
+    - ``ServerURL.from_url`` sets port 443 for any ``https://`` URL, even one that names
+      its port, and every copy of a URL goes through it: an explicit port is kept.
+    - An HTTPS connection's API calls go through its session (syft uses a bare
+      ``requests.post``, which a per-connection CA cannot reach).
+    """
+    from urllib.parse import urlsplit
+
+    from syft.client.client import HTTPConnection
+    from syft.serde.deserialize import _deserialize
+    from syft.serde.serialize import _serialize
+    from syft.types.server_url import ServerURL
+    from syft.util.util import verify_tls
+
+    with _SESSION_CALLS:
+        original = HTTPConnection.make_call
+        if getattr(original, "_rds_session_calls", False):
+            return
+        from_url = ServerURL.from_url.__func__
+
+        def from_url_keeping_port(cls: Any, url: Any) -> Any:
+            found = from_url(cls, url)
+            if isinstance(url, str) and url.startswith("https://"):
+                explicit = urlsplit(url).port
+                if explicit is not None:
+                    found.set_port(explicit)
+            return found
+
+        ServerURL.from_url = classmethod(from_url_keeping_port)
+
+        def make_call(self: Any, signed_call: Any) -> Any:
+            import requests
+
+            if self.url.protocol != "https" or self.rtunnel_token:
+                return original(self, signed_call)
+            response = self.session.post(
+                str(self.api_url),
+                data=_serialize(obj=signed_call, to_bytes=True),
+                headers=self.headers,
+                verify=verify_tls(),
+            )
+            if response.status_code != 200:
+                raise requests.ConnectionError(
+                    f"Failed to fetch metadata. Response returned with code {response.status_code}"
+                )
+            return _deserialize(response.content, from_bytes=True)
+
+        make_call._rds_session_calls = True  # type: ignore[attr-defined]
+        HTTPConnection.make_call = make_call
+
+
+def _tls_reason(exc: Exception) -> str:
+    """The certificate problem in its own words, from a requests ``SSLError``'s chain."""
+    import ssl
+
+    stack: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while stack:
+        error = stack.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return str(error.verify_message)
+        if isinstance(error, ssl.SSLError):
+            return str(error.reason or error)
+        reason = getattr(error, "reason", None)  # urllib3's MaxRetryError
+        linked = [*error.args, reason, error.__cause__, error.__context__]
+        stack += [e for e in linked if isinstance(e, BaseException)]
+    return "its certificate was refused"
 
 
 def _tag(tags: list[str], prefix: str) -> str | None:

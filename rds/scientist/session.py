@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -13,6 +15,7 @@ from rds.request.status import decision
 from rds.scientist.dataset import DatasetList, RemoteDataset
 from rds.scientist.request import Request, RequestList
 from rds.widgets.errors import install as install_error_display
+from rds.widgets.status import transient
 
 if TYPE_CHECKING:
     from rds._syft.client import Connection, DatasetRecord, RequestRecord
@@ -27,11 +30,12 @@ def connect(
     password: str | None = None,
     profile: str | None = None,
     save_as: str | None = None,
+    verify: str | os.PathLike[str] | None = None,
 ) -> Session:
     """Log in to a served domain at ``target`` (a URL) or by saved ``profile``.
 
     ``rds.connect`` is this, and also takes a ``Domain`` object (see ``rds.embedded``,
-    which documents the parameters).
+    which documents the parameters; ``verify`` is the CA certificate for an https URL).
     """
     from rds._syft.client import Connection
     from rds.profiles import Profile, ProfileStore
@@ -57,10 +61,17 @@ def connect(
         if save_as is None
         else Profile(save_as, kind="scientist", url=url, email=email, password=password)
     )
-    session = Session(Connection.login(url, email=email, password=password))
+    with transient(_connecting(url)):  # the first connection in a kernel takes seconds
+        session = Session(Connection.login(url, email=email, password=password, verify=verify))
     if to_save is not None:
         ProfileStore().save(to_save)
     return session
+
+
+def _connecting(url: str) -> str:
+    # PySyft is imported on the first connection; it is most of the wait.
+    first = "" if "syft" in sys.modules else " (loading PySyft, a few seconds the first time)"
+    return f"Connecting to {url}{first}…"
 
 
 class Session:
@@ -203,7 +214,7 @@ def _budget(dataset: str, policy: dict[str, Any], requests: list[RequestRecord])
             continue
         cost = amount(_number(meta.get("epsilon"))), amount(_number(meta.get("delta")))
         decided = decision(record)
-        if decided == "released":
+        if decided in ("released", "withdrawn"):  # withdrawn: maybe spent (Request.cancel)
             spent.append(cost)
         elif decided is None:
             pending.append(cost)
