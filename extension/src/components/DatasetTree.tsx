@@ -140,7 +140,11 @@ function DatasetDetail(props: IRowProps): JSX.Element {
           ))}
         </tbody>
       </table>
-      {typeof release === 'string' && <p className="rds-policy">{release}</p>}
+      {typeof release === 'string' && (
+        <p className="rds-policy">
+          <span className="rds-label">Release policy:</span> {release}
+        </p>
+      )}
       {epsilon && (
         <p className="rds-budget">
           ε budget {formatEpsilon(epsilon.budget)}: spent{' '}
