@@ -106,7 +106,7 @@ export class RemoteDataPanel extends ReactWidget {
     openReviewDesk: path =>
       this._run(
         'Could not open the review desk',
-        this._inserter.openNew(reviewDeskSnippet(path))
+        this._inserter.showAndRun(reviewDeskSnippet(path))
       ),
     removeProfile: profile =>
       this._run('Could not remove the profile', this._confirmRemove(profile))

@@ -7,7 +7,7 @@ export interface IPanelActions {
   insertSnippet(profile: string, dataset: string): void;
   /** Insert the `req.result()` cell for a decided request. */
   insertResult(profile: string, requestId: string): void;
-  /** Open a new notebook with the owner's review desk cell. */
+  /** Show and run the owner's review desk cell in its own notebook (one, reused). */
   openReviewDesk(path: string): void;
   /** Ask, then delete a saved profile. */
   removeProfile(profile: string): void;
