@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -29,11 +30,12 @@ def connect(
     password: str | None = None,
     profile: str | None = None,
     save_as: str | None = None,
+    verify: str | os.PathLike[str] | None = None,
 ) -> Session:
     """Log in to a served domain at ``target`` (a URL) or by saved ``profile``.
 
     ``rds.connect`` is this, and also takes a ``Domain`` object (see ``rds.embedded``,
-    which documents the parameters).
+    which documents the parameters; ``verify`` is the CA certificate for an https URL).
     """
     from rds._syft.client import Connection
     from rds.profiles import Profile, ProfileStore
@@ -60,7 +62,7 @@ def connect(
         else Profile(save_as, kind="scientist", url=url, email=email, password=password)
     )
     with transient(_connecting(url)):  # the first connection in a kernel takes seconds
-        session = Session(Connection.login(url, email=email, password=password))
+        session = Session(Connection.login(url, email=email, password=password, verify=verify))
     if to_save is not None:
         ProfileStore().save(to_save)
     return session
@@ -212,7 +214,7 @@ def _budget(dataset: str, policy: dict[str, Any], requests: list[RequestRecord])
             continue
         cost = amount(_number(meta.get("epsilon"))), amount(_number(meta.get("delta")))
         decided = decision(record)
-        if decided == "released":
+        if decided in ("released", "withdrawn"):  # withdrawn: maybe spent (Request.cancel)
             spent.append(cost)
         elif decided is None:
             pending.append(cost)
