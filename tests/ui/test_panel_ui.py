@@ -150,7 +150,7 @@ def test_panel_browses_previews_inserts_and_follows_requests(
     expect(inserted).to_have_count(1)
     expect(inserted).to_contain_text("req.result()")
 
-    # The owner's button opens a new notebook with the review desk's code.
+    # The owner's button opens a notebook of its own with the review desk's code (and runs it).
     owner.get_by_role("button", name="Open review desk").click()
     desk_cell = page.locator(".jp-Notebook .jp-Cell", has_text="domain.review()")
     deadline = time.monotonic() + 30
