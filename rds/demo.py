@@ -4,14 +4,18 @@ Seeds (once) scikit-learn's bundled breast-cancer and diabetes tables and a seed
 synthetic ``transactions`` table of 1,000,000 rows — with declared bounds, public categories,
 a privacy unit and policies, so SQL and differentially private requests work and are
 released by policy — creates a scientist account, serves the domain on 127.0.0.1 and
-starts JupyterLab. Ctrl-C stops both.
+starts JupyterLab. Ctrl-C, or SIGTERM to this process, stops both (JupyterLab runs in a
+session of its own, so that one Ctrl-C reaches the demo, which stops it, instead of Lab's
+"Shutdown this Jupyter server (y/[n])?" prompt).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +34,19 @@ SCIENTIST_EMAIL = "scientist@demo.example.org"
 TRANSACTION_ROWS = 1_000_000
 REGIONS = ("north", "south", "east", "west", "central")
 CATEGORIES = ("grocery", "fuel", "travel", "dining", "health", "online", "other")
+LAB_STOP_SECONDS = 20.0
+
+
+class _Stopped(BaseException):
+    """SIGTERM or SIGINT arrived: unwind, stopping JupyterLab and the domain."""
+
+
+def _stop_on_signals() -> None:
+    def stop(signum: int, _frame: object) -> None:
+        raise _Stopped(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 def transactions(rows: int = TRANSACTION_ROWS, seed: int = 2024) -> pd.DataFrame:
@@ -134,46 +151,72 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-lab", action="store_true", help="seed and serve only")
     args = parser.parse_args(argv)
 
-    creds_file = seed(args.path)
-    url = serve.start(args.path, port=args.port)
-    layout = Layout(args.path.resolve())
-    store = save_profiles(url, creds_file, layout.root)
-    print(
-        f"\nDemo domain 'Demo Hospital' serving at {url}\n"
-        f"  scientist login: {creds_file} (email {SCIENTIST_EMAIL}; password inside, mode 0600)\n"
-        f"  owner login:     {layout.admin} (mode 0600); Domain.open({str(args.path)!r}) uses it\n"
-        f"  audit log:       {layout.ledger}  (check: rds ledger verify {args.path})\n"
-        f"  profiles:        'demo' (scientist) and 'demo-owner' in {store.path}; in a "
-        f'notebook: rds.connect(profile="demo"); in JupyterLab: the Remote Data panel\n',
-        flush=True,
-    )
-    if args.no_lab:
-        return
-    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
-    env = {
-        **os.environ,
-        "RDS_DEMO_URL": url,
-        "RDS_DEMO_DIR": str(layout.root),
-        "RDS_DEMO_CREDENTIALS": str(creds_file.resolve()),
-    }
-    lab = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1",
-        "--port", str(args.lab_port), f"--ServerApp.root_dir={notebooks}",
-    ]  # fmt: skip
-    if os.geteuid() == 0:  # containers and CI machines often run as root
-        lab.append("--allow-root")
-    print(
-        f"Starting JupyterLab on http://127.0.0.1:{args.lab_port}/lab "
-        "(the URL with its token follows). Ctrl-C stops the demo.",
-        flush=True,
-    )
+    _stop_on_signals()
+    lab: subprocess.Popen[bytes] | None = None
+    keep_serving = False
     try:
-        subprocess.run(lab, env=env, check=False)
-    except KeyboardInterrupt:
+        creds_file = seed(args.path)
+        url = serve.start(args.path, port=args.port)
+        layout = Layout(args.path.resolve())
+        store = save_profiles(url, creds_file, layout.root)
+        print(
+            f"\nDemo domain 'Demo Hospital' serving at {url}\n"
+            f"  scientist login: {creds_file} (email {SCIENTIST_EMAIL}; password inside, "
+            "mode 0600)\n"
+            f"  owner login:     {layout.admin} (mode 0600); Domain.open({str(args.path)!r}) "
+            "uses it\n"
+            f"  audit log:       {layout.ledger}  (check: rds ledger verify {args.path})\n"
+            f"  profiles:        'demo' (scientist) and 'demo-owner' in {store.path}; in a "
+            f'notebook: rds.connect(profile="demo"); in JupyterLab: the Remote Data panel\n',
+            flush=True,
+        )
+        if args.no_lab:
+            keep_serving = True  # seed and serve only: `rds domain stop` ends it
+            return
+        notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+        env = {
+            **os.environ,
+            "RDS_DEMO_URL": url,
+            "RDS_DEMO_DIR": str(layout.root),
+            "RDS_DEMO_CREDENTIALS": str(creds_file.resolve()),
+        }
+        argv_lab = [
+            sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1",
+            "--port", str(args.lab_port), f"--ServerApp.root_dir={notebooks}",
+        ]  # fmt: skip
+        if os.geteuid() == 0:  # containers and CI machines often run as root
+            argv_lab.append("--allow-root")
+        print(
+            f"Starting JupyterLab on http://127.0.0.1:{args.lab_port}/lab "
+            "(the URL with its token follows). Ctrl-C stops the demo.",
+            flush=True,
+        )
+        lab = subprocess.Popen(argv_lab, env=env, start_new_session=True)
+        lab.wait()
+    except _Stopped:
         pass
     finally:
-        serve.stop(args.path)
-        print("Demo domain stopped; its state stays in", layout.root)
+        # A second signal while stopping must not cut the stop short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if lab is not None:
+            _stop_lab(lab)
+        if not keep_serving:
+            serve.stop(args.path)
+            print("Demo stopped; the domain's state stays in", args.path.resolve(), flush=True)
+
+
+def _stop_lab(lab: subprocess.Popen[bytes]) -> None:
+    """SIGTERM JupyterLab (it shuts its kernels down), then SIGKILL its session if it lingers."""
+    if lab.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(lab.pid, signal.SIGTERM)
+        try:
+            lab.wait(LAB_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(lab.pid, signal.SIGKILL)
+            lab.wait()
 
 
 if __name__ == "__main__":

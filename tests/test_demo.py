@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 import rds
+from rds.demo import SCIENTIST_EMAIL
 from rds.domain import serve
 from rds.profiles import ProfileStore
-from tests.conftest import NOTEBOOKS, free_port, run_notebook
+from rds.worker.layout import write_private
+from tests.conftest import NOTEBOOKS, free_port, patients, run_notebook
 
 
 def test_demo_seeds_and_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,4 +65,60 @@ def test_demo_seeds_and_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         )  # released by the owner; DP by policy
         assert "<Budget transactions: ε spent 0.5" in text
     finally:
+        serve.stop(path)
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_jupyterlab_and_the_domain(tmp_path: Path, signum: int) -> None:
+    # A small domain where the demo's would be: the demo finds it seeded and serves it.
+    path = tmp_path / "demo"
+    with rds.Domain.create("Demo Hospital", path=path) as domain:
+        domain.publish("patients", patients(), description="Synthetic admissions")
+        creds = domain.add_scientist(SCIENTIST_EMAIL)
+    write_private(
+        path / "scientist.json", json.dumps({"email": creds.email, "password": creds.password})
+    )
+    port, lab_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "RDS_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+    }
+    argv = [sys.executable, "-m", "rds.demo", "--path", str(path), "--port", str(port)]
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        demo = subprocess.Popen(
+            [*argv, "--lab-port", str(lab_port)], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while not (_accepts(port) and _accepts(lab_port) and "serving at" in log.read_text()):
+            assert demo.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        children = psutil.Process(demo.pid).children(recursive=True)
+        argvs = [" ".join(c.cmdline()) for c in children]
+        assert any("jupyter" in a and f"--port {lab_port}" in a for a in argvs), argvs
+        assert any("rds.domain.serve" in a for a in argvs), argvs
+        assert any("rds._syft.http_main" in a for a in argvs), argvs
+
+        demo.send_signal(signum)
+        assert demo.wait(120) == 0, log.read_text()
+        assert "Demo stopped" in log.read_text()
+        assert not _accepts(port), "the domain still serves"
+        assert not _accepts(lab_port), "JupyterLab still serves"
+        assert not (path / "server.json").exists()
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert not [
+            (p.pid, " ".join(p.cmdline())) for p in alive if p.status() != psutil.STATUS_ZOMBIE
+        ]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
         serve.stop(path)

@@ -84,14 +84,18 @@ def start(
             start_new_session=True,
         )
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = layout.log.read_text(errors="replace")[-2000:]
-            raise DomainError(f"The domain server exited (code {process.returncode}):\n{tail}")
-        current = serving(path)
-        if current is not None:
-            return str(current["public_url"])
-        time.sleep(0.2)
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = layout.log.read_text(errors="replace")[-2000:]
+                raise DomainError(f"The domain server exited (code {process.returncode}):\n{tail}")
+            current = serving(path)
+            if current is not None:
+                return str(current["public_url"])
+            time.sleep(0.2)
+    except BaseException:  # interrupted (Ctrl-C, a signal): do not leave it starting up
+        process.terminate()
+        raise
     process.terminate()
     raise DomainError(f"The domain server did not answer within {timeout:.0f}s; see {layout.log}.")
 
