@@ -23,6 +23,8 @@ import pandas as pd
 
 from rds._syft import submission
 from rds._syft.server import quiet
+from rds._syft.withdraw import PATH as WITHDRAW
+from rds._syft.withdraw import TAG as WITHDRAWN_TAG
 from rds.errors import AuthenticationFailed, DomainError, DomainUnreachable, InvalidInput, RDSError
 
 META_PREFIX = "rds-meta:"
@@ -71,6 +73,7 @@ class RequestRecord:
     submitted_at: datetime
     stage: str | None = None  # the owner's progress on a pending request: "running", "review"
     checks: str | None = None  # the released result's check verdict: "pass", "warn", "fail"
+    withdrawn: bool = False  # the scientist withdrew it while undecided (rds._syft.withdraw)
 
 
 def _status_name(status: Any) -> str:
@@ -305,6 +308,34 @@ class Connection:
         with quiet():
             req.deposit_result(payload, approve=True)
 
+    def withdraw(self, request_id: str) -> bool:
+        """Withdraw one's own undecided request; ``False`` if it was withdrawn already.
+
+        rds's own call (``rds._syft.withdraw``): the server checks that the request is the
+        caller's and still undecided, and refuses otherwise (``RequestStateError`` for a
+        decided one, ``InvalidInput`` for an id that is not the caller's).
+        """
+        from syft.client.api import SyftAPICall
+        from syft.service.response import SyftError
+
+        from rds.errors import RequestStateError
+
+        api = self._client.api
+        call = SyftAPICall(
+            server_uid=api.server_uid,
+            path=WITHDRAW,
+            args=[],
+            kwargs={"request_id": str(request_id).replace("-", "").lower()},  # checked there
+            blocking=True,
+        )
+        with quiet():
+            result = api.make_call(call)
+        if isinstance(result, SyftError):
+            if "already" in result.message:
+                raise RequestStateError(result.message)
+            raise InvalidInput(result.message)
+        return getattr(result, "value", None) == "withdrawn"
+
     def deny(self, request_id: str, reason: str) -> None:
         req = self._get(request_id)
         with quiet():
@@ -348,6 +379,7 @@ class Connection:
             submitted_at=datetime.fromtimestamp(req.request_time.utc_timestamp, tz=UTC),
             stage=_tag(tags, STAGE_TAG),
             checks=_tag(tags, CHECKS_TAG) if status == "approved" else None,
+            withdrawn=status == "pending" and WITHDRAWN_TAG in tags,
         )
 
 

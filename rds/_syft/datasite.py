@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from rds._syft import allowlist
+from rds._syft import allowlist, withdraw
 
 
 @cache
@@ -20,7 +20,7 @@ def datasite_class() -> type:
     """The ``Datasite`` subclass rds builds (created on first use: syft imports slowly)."""
     from syft.client.api import SignedSyftAPICall
     from syft.server.datasite import Datasite
-    from syft.service.response import SyftError
+    from syft.service.response import SyftError, SyftSuccess
 
     class RDSDatasite(Datasite):
         """A syft Datasite that refuses every call rds does not make."""
@@ -42,6 +42,26 @@ def datasite_class() -> type:
             ) or allowlist.argument_refusal(message.path, message.args, message.kwargs)
             if why is not None:
                 return SyftError(message=why)
+            if message.path == withdraw.PATH:  # a scientist takes back their own request
+                try:
+                    target = withdraw.check_arguments(message.args, message.kwargs)
+                    done = withdraw.withdraw(self, api_call.credentials, target)
+                except withdraw.Refused as exc:
+                    return SyftError(message=str(exc))
+                return SyftSuccess(message=done, value=done)
+            if message.path in withdraw.GUARDED:  # owner writes never race a withdrawal
+                outcome = withdraw.guarded(
+                    self,
+                    message.path,
+                    message.args,
+                    message.kwargs,
+                    lambda: super(RDSDatasite, self).handle_api_call_with_unsigned_result(
+                        api_call, job_id=job_id, check_call_location=check_call_location
+                    ),
+                )
+                if isinstance(outcome, withdraw.Refused):
+                    return SyftError(message=str(outcome))
+                return outcome
             return super().handle_api_call_with_unsigned_result(
                 api_call, job_id=job_id, check_call_location=check_call_location
             )

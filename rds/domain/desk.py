@@ -35,7 +35,13 @@ if TYPE_CHECKING:
     from rds.domain.domain import Domain
     from rds.domain.requests import OwnerRequest, RunPreview
 
-FILTERS = (("Waiting", "waiting"), ("All", "all"), ("Released", "released"), ("Denied", "denied"))
+FILTERS = (
+    ("Waiting", "waiting"),
+    ("All", "all"),
+    ("Released", "released"),
+    ("Denied", "denied"),
+    ("Withdrawn", "withdrawn"),  # the scientist cancelled it undecided (Request.cancel)
+)
 WAITING = ("submitted", "invalid", "ran")
 REFRESH_SECONDS = 3.0
 LEDGER_LINES = 200  # ledger entries the History tab shows, newest first

@@ -47,7 +47,7 @@ def desk_header(domain_name: str, requests: Sequence[OwnerRequest]) -> str:
     counts = Counter(r.listed_status for r in requests)
     summary = " ".join(
         badge(f"{counts[s]} {s}", status_tone(s))
-        for s in ("submitted", "invalid", "ran", "released", "denied")
+        for s in ("submitted", "invalid", "ran", "released", "denied", "withdrawn")
     )
     return card("Review desk", f"<p>{summary}</p>", subtitle=domain_name)
 

@@ -377,10 +377,23 @@ class Domain:
         return ReviewDesk(self, refresh_every=refresh_every)
 
     def budget(self, dataset: str, scientist: str) -> Budget:
-        """A scientist's ε budget on ``dataset``, from the ledger."""
+        """A scientist's ε budget on ``dataset``, from the ledger.
+
+        A reservation still open is read again first: one the scientist withdrew is
+        settled now (``OwnerRequest._note_withdrawal``), not at the owner's next look.
+        """
         policy = self.policy(dataset)
+        entries = self.ledger.entries()
+        mine = [
+            e
+            for e in entries
+            if e.data.get("scientist") == scientist and e.data.get("dataset") == dataset
+        ]
+        statuses = [self.request(r).status for r in budget.open_reservations(mine)]
+        if "withdrawn" in statuses:
+            entries = self.ledger.entries()
         return budget.from_ledger(
-            self.ledger.entries(),
+            entries,
             scientist=scientist,
             dataset=dataset,
             epsilon_budget=policy.epsilon_budget,

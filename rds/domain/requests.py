@@ -101,8 +101,9 @@ class OwnerRequest:
     function's source, or the SQL of a SQL or DP request; ``source`` is the submission as
     sent), ``sql``, ``epsilon``/``delta`` (DP), ``scientist``, ``dataset`` and
     ``datasets`` (derived from the code: the tables a query reads), ``reason``,
-    ``submitted_at`` and ``status`` (``"submitted"``, ``"invalid"``, ``"ran"``, ``"released"``
-    or ``"denied"``).
+    ``submitted_at`` and ``status`` (``"submitted"``, ``"invalid"``, ``"ran"``, ``"released"``,
+    ``"denied"`` or ``"withdrawn"``: the scientist cancelled it undecided, and it can no longer
+    be run or decided).
 
     Examples
     --------
@@ -139,12 +140,17 @@ class OwnerRequest:
         self.reason: str = sub.reason
         self.submitted_at: datetime = record.submitted_at
         self._dir = domain.layout.runs / record.id
+        self._withdrawal_noted = False  # in the ledger (see _note_withdrawal)
 
     @property
     def status(self) -> str:
         """Read now from the domain; ``listed_status`` is the state when it was listed."""
         self._record = self._domain._conn.request(self.id)
-        return self.listed_status
+        status = self.listed_status
+        if status == "withdrawn" and not self._withdrawal_noted:
+            self._note_withdrawal()
+            self._withdrawal_noted = True
+        return status
 
     @property
     def listed_status(self) -> str:
@@ -175,6 +181,8 @@ class OwnerRequest:
         """``run()``; ``allowance``: a served domain's DP auto-release (``run_request``)."""
         from rds.worker.runs import run_request
 
+        if self.status == "withdrawn":
+            raise RequestStateError(_WITHDRAWN.format(what="run"))
         if self.kind == "dp":
             earlier = self.preview
             if earlier is not None and earlier.ok:
@@ -322,8 +330,11 @@ class OwnerRequest:
         release_logs: bool,
         policy: str | None,
     ) -> None:
-        if self.status in {"released", "denied"}:
-            raise RequestStateError(f"This request is already {self.status}.")
+        status = self.status
+        if status == "withdrawn":
+            raise RequestStateError(_WITHDRAWN.format(what="released"))
+        if status in {"released", "denied"}:
+            raise RequestStateError(f"This request is already {status}.")
         if not (self._dir / "run.json").exists():
             raise RequestStateError("Run the request first (req.run()) and look at the preview.")
         run = json.loads((self._dir / "run.json").read_text())
@@ -387,12 +398,31 @@ class OwnerRequest:
     def _deny(self, reason: str, *, actor: str) -> None:
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInput("Denying a request needs a reason the scientist can act on.")
-        if self.status in {"released", "denied"}:
-            raise RequestStateError(f"This request is already {self.status}.")
+        status = self.status
+        if status == "withdrawn":
+            raise RequestStateError(_WITHDRAWN.format(what="denied"))
+        if status in {"released", "denied"}:
+            raise RequestStateError(f"This request is already {status}.")
         domain = self._domain
         domain._conn.deny(self.id, reason.strip())
         domain.ledger.append("denied", actor=actor, request=self.id, reason=reason.strip())
         self._settle(spent=False, actor=actor)
+
+    def _note_withdrawal(self) -> None:
+        """Record the scientist's withdrawal in the ledger and settle its ε, each once.
+
+        ε is reserved only just before a DP query runs, so a request withdrawn before any
+        run has nothing to settle. A reservation is refunded only when its run never
+        started (the domain's fault, ``preview.fault == "domain"``); otherwise the noisy
+        answer was drawn (or is being drawn) and the ε stays spent, though nothing is
+        released: a cancel must not buy the scientist a fresh draw of the noise. Whether a
+        run had started depends on the owner and the policy, not on the private data.
+        """
+        domain = self._domain
+        domain.ledger.append("withdrawn", actor=self.scientist, once_key=self.id, request=self.id)
+        run = self._dir / "run.json"
+        never_ran = run.exists() and json.loads(run.read_text()).get("fault") == "domain"
+        self._settle(spent=not never_ran, actor=self.scientist)
 
     def _settle(self, *, spent: bool, actor: str) -> None:
         # By request id, whatever the request reads as now: a reservation is settled once
@@ -410,6 +440,12 @@ class OwnerRequest:
             f"<OwnerRequest {self.id[:8]} {self.kind} on {self.dataset!r} "
             f"from {self.scientist} ({self.status})>"
         )
+
+
+_WITHDRAWN = (
+    "The scientist withdrew this request (Request.cancel) before it was decided; it can no "
+    "longer be {what}."
+)
 
 
 def _empty_report() -> CheckReport:

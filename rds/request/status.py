@@ -1,8 +1,9 @@
 """A request's status in rds's words, for both roles: one mapping from syft's record.
 
 syft's record says only whether the owner decided (``approved``, ``denied``) or not
-(``pending``; ``rds._syft`` reads that from syft's enum). ``decision`` turns a decision
-into rds's words; each role then names the steps before it:
+(``pending``; ``rds._syft`` reads that from syft's enum), and whether the scientist withdrew
+it undecided (``withdrawn``). ``decision`` turns that into rds's words; each role then names
+the steps before it:
 
 - the scientist sees ``STAGES`` (``scientist_status``): nothing between "awaiting review"
   and the decision, since a private run's start, length or failure would be a channel
@@ -20,14 +21,17 @@ if TYPE_CHECKING:
 
 #: What a scientist sees of a request, in order (a denial can end it at any step).
 STAGES = ("submitted", "awaiting review", "released")
-#: Statuses after which nothing changes.
-FINAL = ("released", "denied")
+#: Statuses after which nothing changes ("withdrawn": the scientist took it back, undecided).
+FINAL = ("released", "denied", "withdrawn")
 #: What each kind of request is called on the page.
 KIND_LABELS = {"python": "function", "sql": "SQL", "dp": "DP SQL", "invalid": "invalid"}
 
 
 def decision(record: RequestRecord) -> str | None:
-    """``"released"`` or ``"denied"`` once the owner (or a policy) decided, else None."""
+    """``"released"`` or ``"denied"`` once the owner (or a policy) decided, ``"withdrawn"``
+    once the scientist took it back before that (``Request.cancel``), else None."""
+    if record.status == "pending" and record.withdrawn:
+        return "withdrawn"
     return {"approved": "released", "denied": "denied"}.get(record.status)
 
 

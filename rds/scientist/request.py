@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rds.errors import RequestDenied, RequestFailed, RequestTimeout
+from rds.errors import RequestDenied, RequestFailed, RequestStateError, RequestTimeout
 from rds.request.release import Release
 from rds.request.status import decision, scientist_status
 from rds.sandbox.codec import decode
@@ -62,7 +62,8 @@ class Request:
     @property
     def status(self) -> str:
         """Where the request is: ``"submitted"``, ``"awaiting review"`` (the domain has it;
-        the owner or a policy decides), ``"released"`` or ``"denied"``."""
+        the owner or a policy decides), ``"released"``, ``"denied"`` or ``"withdrawn"``
+        (``cancel()``)."""
         return scientist_status(self.refresh())
 
     def refresh(self) -> RequestRecord:
@@ -133,6 +134,9 @@ class Request:
                     bar.finish(status)
                     denied = RequestDenied(record.deny_reason or "no reason given")
                     raise _noted(denied, self.id)
+                if decision(record) == "withdrawn":
+                    bar.finish(status)
+                    raise _noted(RequestStateError(_CANCELLED), self.id)
                 if decision(record) == "released":
                     payload = conn.fetch_result(self.id)
                     if payload is not None:
@@ -152,6 +156,37 @@ class Request:
                 time.sleep(poll if timeout is None else max(0.0, min(poll, timeout - waited)))
         finally:
             bar.close()
+
+    def cancel(self) -> None:
+        """Withdraw the request while the owner (or a policy) has not decided it.
+
+        The owner's queue then shows it as ``"withdrawn"``: it can no longer be run,
+        released or denied, and ``result()`` raises ``RequestStateError``. Cancelling again
+        changes nothing. A request already released or denied cannot be cancelled
+        (``RequestStateError``); nor can another scientist's (the domain checks whose it
+        is, and answers as if it did not exist).
+
+        ε of a differentially private query: the domain reserves it just before the query
+        runs on the private data. Withdrawn before that, nothing is spent; withdrawn after,
+        the noisy answer was drawn, so the ε stays spent although nothing is released —
+        otherwise cancelling and asking again would buy a fresh draw of the noise for free
+        (a reservation whose run never started, through the domain's fault, is refunded).
+        Whether the owner had run it is not yours to see, so ``session.budget`` counts a
+        withdrawn DP query as spent; the owner's ledger has the exact figure.
+        """
+        decided = decision(self.refresh())
+        if decided == "withdrawn":
+            return
+        if decided is not None:
+            raise _noted(
+                RequestStateError(
+                    f"Request {self.id[:8]} is already {decided}; only a request still "
+                    "waiting for a decision can be cancelled."
+                ),
+                self.id,
+            )
+        self._session._conn.withdraw(self.id)
+        self.refresh()
 
     @property
     def checks(self) -> CheckReport | None:
@@ -211,6 +246,9 @@ class Request:
             return RequestTracker(self)
 
         return live_bundle(self, widget)
+
+
+_CANCELLED = "This request was withdrawn (cancel()) before a decision; it has no result."
 
 
 def _noted(exc: _E, request_id: str) -> _E:

@@ -50,6 +50,7 @@ ATTEMPTS = 3
 LOGIN_SECONDS = 60.0
 STOP_SECONDS = 5.0
 QUEUE_LIMIT_ACTOR = "policy:queue_limit"
+WITHDRAWALS_EVERY = 2  # polls between looks for withdrawn requests holding ε
 
 T = TypeVar("T")
 
@@ -132,6 +133,7 @@ class Worker:
         self._seen: set[str] = set()  # queued, running, decided, or given up on
         self._attempts: dict[str, int] = {}
         self._threads: list[threading.Thread] = []
+        self._polls = 0
 
     def start(self) -> None:
         """Start the pool's threads."""
@@ -176,6 +178,9 @@ class Worker:
         """
         conn = self.domain._conn
         stubs = conn.request_stubs()
+        self._polls += 1
+        if self._polls % WITHDRAWALS_EVERY == 1:
+            self._settle_withdrawals()
         with self._lock:
             unseen = [s.id for s in stubs if s.id not in self._seen]
         if not unseen:
@@ -199,6 +204,25 @@ class Worker:
                 self._seen.add(record.id)
             if record.id in fresh:  # a decided one needs nothing more
                 self.queue.put(record.scientist, record.id)
+
+    def _settle_withdrawals(self) -> None:
+        """Settle the ε of requests the scientist withdrew with a reservation still open.
+
+        Only open reservations are read again (a withdrawal changes no listing): reading a
+        withdrawn request's status records the withdrawal and settles it
+        (``OwnerRequest._note_withdrawal``). A withdrawn request still in the queue is
+        recorded when its turn comes, and does not run.
+        """
+        from rds.dp.budget import open_reservations
+
+        for request_id in open_reservations(self.domain.ledger.entries()):
+            try:
+                status = self.domain.request(request_id).status
+            except Exception as exc:  # the server is away: the next round tries again
+                _log(f"request {request_id[:8]}: could not read it for a withdrawal: {exc}")
+                continue
+            if status == "withdrawn":
+                _log(f"request {request_id[:8]}: withdrawn by the scientist, its ε settled")
 
     def _record(self, records: list[RequestRecord]) -> list[RequestRecord]:
         """Record each submission in the ledger once (one read of the ledger for all).
