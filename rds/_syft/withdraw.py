@@ -17,9 +17,10 @@ nothing else). The server itself, not the caller, decides what happens:
 The owner's side reads the tag (``RequestRecord.withdrawn``) and takes it from there (the
 ledger, the ε reservation). So that no owner write can lose or race a withdrawal, the admin
 calls that write a request (``GUARDED``: ``request.set_tags``, which replaces all tags, and
-``request.apply``, which approves) run under the same lock as a withdrawal: ``set_tags``
-keeps the tag, and ``apply`` is refused on a withdrawn request, so a request is either
-released or withdrawn, never both.
+``request.apply``, which approves) run under the same lock as a withdrawal and are refused
+on a withdrawn request: a request is either released or withdrawn, never both, and an owner
+who raced the withdrawal writes nothing the scientist can read (not even the check verdict
+``set_stage`` writes just before a release).
 """
 
 from __future__ import annotations
@@ -82,24 +83,16 @@ def withdraw(server: Any, credentials: Any, request_id: str) -> str:
 def guarded(server: Any, path: str, args: Any, kwargs: Any, call: Callable[[], Any]) -> Any:
     """Run the admin ``call`` (one of ``GUARDED``) under the withdrawal lock.
 
-    Returns ``Refused`` instead of calling when it would approve a withdrawn request.
+    Returns ``Refused`` instead of calling when the request is withdrawn.
     """
     with LOCK:
         request_id = _target(path, args, kwargs)
-        withdrawn = request_id is not None and _is_withdrawn(server, request_id)
-        if withdrawn and path == "request.apply":
+        if request_id is not None and _is_withdrawn(server, request_id):
             return Refused(
-                "The scientist withdrew this request; it cannot be released "
+                "The scientist withdrew this request; nothing more is written to it "
                 "(rds.RequestStateError on the owner's side)."
             )
-        result = call()
-        if withdrawn and path == "request.set_tags":  # set_tags replaced the tags: keep it
-            stash = server.services.request.stash
-            request = stash.get_by_uid(server.verify_key, request_id).unwrap()
-            if TAG not in request.tags:
-                request.tags = [*request.tags, TAG]
-                stash.update(server.verify_key, request).unwrap()
-        return result
+        return call()
 
 
 def _target(path: str, args: Any, kwargs: Any) -> Any:

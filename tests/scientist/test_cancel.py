@@ -156,19 +156,23 @@ def test_a_plain_syft_client_gets_only_the_pinned_call(
     assert dp_domain.request(req.id).status == "submitted"
 
 
-def test_a_withdrawal_survives_the_owners_tag_writes_and_blocks_a_release(
+def test_an_owner_who_raced_the_withdrawal_writes_nothing_the_scientist_reads(
     dp_domain: rds.Domain, ada: rds.Session
 ) -> None:
-    """The owner's client may have read the request just before the withdrawal (a race):
-    its stage write does not erase it, and syft refuses to approve it."""
+    """The owner's side may have read the request just before the withdrawal (a race): the
+    server refuses its stage write (which would replace the tags and show a check verdict)
+    and its release."""
     req = ada.dataset("patients").request(mean_age, reason="age profile")
     owner = dp_domain.request(req.id)
     owner.run()
     req.cancel()
-    dp_domain._conn.set_stage(req.id, "review", checks="pass")  # replaces syft's tags
-    assert req.status == "withdrawn"
+    before = dp_domain._conn._get(req.id).tags
+    with pytest.raises(rds.DomainError, match="withdrew"):
+        dp_domain._conn.set_stage(req.id, "review", checks="fail")  # would replace the tags
     with pytest.raises(rds.DomainError, match="withdrew"):
         dp_domain._conn.deposit(req.id, b"whatever")
+    assert dp_domain._conn._get(req.id).tags == before
+    assert not any(t.startswith("rds-checks:") for t in before)
     assert req.status == "withdrawn"
     assert ada._conn.fetch_result(req.id) is None
 
