@@ -129,6 +129,7 @@ class WaitBar:
         self.label.value = {
             "released": "Released.",
             "denied": "Denied by the data owner.",
+            "withdrawn": "Withdrawn by you (cancel()) before a decision.",
         }.get(status, f"Still {status}; stopped waiting.")
 
     def close(self) -> None:

@@ -95,6 +95,8 @@ def steps_html(status: str) -> str:
     """The request's path as a row of steps, the current one highlighted."""
     if status == "denied":
         return badge("denied", "fail")
+    if status == "withdrawn":  # Request.cancel(): the scientist took it back, undecided
+        return badge("withdrawn", "muted")
     position = STAGES.index(status) if status in STAGES else 0
     parts = []
     for i, stage in enumerate(STAGES):

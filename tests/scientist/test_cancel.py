@@ -299,3 +299,13 @@ def test_served_over_http(tmp_path: Path) -> None:
             dp.result(timeout=5, progress=False)
     finally:
         serve.stop(path)
+
+
+def test_the_scientist_views_say_withdrawn(ada: rds.Session) -> None:
+    from rds.scientist.views import request_html, steps_html
+
+    req = ada.dataset("patients").request(mean_age, reason="age profile")
+    req.cancel()
+    assert "withdrawn" in steps_html("withdrawn") and "released" not in steps_html("withdrawn")
+    assert "withdrawn" in request_html(req)
+    assert ada.requests[-1].summary()["status"] == "withdrawn"
