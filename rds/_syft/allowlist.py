@@ -28,24 +28,31 @@ log = logging.getLogger("rds.syft")
 # Calls any login may make: syft's clients read these while connecting.
 _CONNECT = frozenset({"metadata", "user.get_current_user", "metadata.get_metadata"})
 
+# rds's own calls, served by RDSDatasite itself (not syft endpoints; see rds._syft.rows):
+# reads under syft's permission filter, nothing executed.
+RDS = frozenset({"rds.request_rows"})
+
 # What rds's scientist client calls. Reads are filtered by syft's permissions (own requests,
 # own released results, mocks); nothing here executes anything the caller sent.
-SCIENTIST = _CONNECT | frozenset(
-    {
-        "dataset.get_all",  # dataset metadata (rds's metadata rides in the asset description)
-        "action.get_mock",  # a dataset's mock
-        "action.exists",  # syft's client asks this while binding a function to assets
-        "code.request_code_execution",  # submit: stores code text; never executed by syft
-        "request.get_all",  # own requests
-        "request.get_by_uid",  # one own request
-        "notifications.resolve_object",  # syft resolves a request's linked code this way
-        "migration._get_object",  # ... and this (a permission-checked read by id)
-        "job.get_by_user_code_id",  # where a released result is
-        "action.get",  # the released result (READ permission is granted at release)
-        "action.has_storage_permission",
-        "blob_storage.read",
-        "rds.withdraw_request",  # rds's own: take back an own undecided request
-    }
+SCIENTIST = (
+    _CONNECT
+    | RDS
+    | frozenset(
+        {
+            "dataset.get_all",  # dataset metadata (rds's metadata rides in the asset description)
+            "action.get_mock",  # a dataset's mock
+            "action.exists",  # syft's client asks this while binding a function to assets
+            "code.request_code_execution",  # submit: stores code text; never executed by syft
+            "request.get_all",  # own requests
+            "request.get_by_uid",  # one own request
+            "notifications.resolve_object",  # syft resolves a request's linked code this way
+            "migration._get_object",  # ... and this (a permission-checked read by id)
+            "job.get_by_user_code_id",  # where a released result is
+            "action.get",  # the released result (READ permission is granted at release)
+            "action.has_storage_permission",
+            "blob_storage.read",
+        }
+    )
 )
 
 # What the worker and the owner's processes call (publishing, users, decisions).
@@ -81,9 +88,6 @@ ROUTES = frozenset({"/", "/metadata", "/metadata_capnp", "/api", "/api_call", "/
 PINNED = {
     "migration._get_object": "a Request",
     "notifications.resolve_object": "a link to a request's code or its status",
-    # Served by rds itself (rds._syft.withdraw), which also checks that the request is the
-    # caller's own and undecided.
-    "rds.withdraw_request": "one request_id= (32 hex digits)",
 }
 
 REFUSAL = (
@@ -119,22 +123,7 @@ def argument_refusal(path: str, args: Any, kwargs: Any) -> str | None:
     """Why the arguments of an allowed call are refused, or ``None`` when they are fine."""
     if path not in PINNED:
         return None
-    if path == "rds.withdraw_request":
-        from rds._syft import withdraw
-
-        try:
-            withdraw.check_arguments(args, kwargs)
-        except withdraw.Refused:
-            fine = False
-        else:
-            fine = True
-    elif path == "user.update":
-        # Only a password: a scientist who could change their email, role or key could
-        # take another account's name (and its ε history). syft refuses edits of others.
-        update = kwargs.get("user_update", args[1] if len(args) > 1 else None)
-        fields = set(update.to_dict(exclude_empty=True)) if hasattr(update, "to_dict") else None
-        fine = fields is not None and fields <= {"password", "password_verify", "id"}
-    elif path == "migration._get_object":
+    if path == "migration._get_object":
         from syft.service.request.request import Request
 
         chosen = kwargs.get("object_type", args[1] if len(args) > 1 else None)

@@ -22,15 +22,16 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from rds._syft import submission
+from rds._syft.rows import MAX_IDS, ROWS
 from rds._syft.server import quiet
-from rds._syft.withdraw import PATH as WITHDRAW
-from rds._syft.withdraw import TAG as WITHDRAWN_TAG
 from rds.errors import AuthenticationFailed, DomainError, DomainUnreachable, InvalidInput, RDSError
 
 META_PREFIX = "rds-meta:"
 STAGE_TAG = "rds-stage:"
 CHECKS_TAG = "rds-checks:"
 _DENIAL_REREADS = 15
+_STATUSES = frozenset({"pending", "approved", "denied"})
+_CURSOR_MARGIN = 5.0  # seconds: a listing since a cursor re-reads a little before it
 T = TypeVar("T")
 
 
@@ -73,12 +74,6 @@ class RequestRecord:
     submitted_at: datetime
     stage: str | None = None  # the owner's progress on a pending request: "running", "review"
     checks: str | None = None  # the released result's check verdict: "pass", "warn", "fail"
-    withdrawn: bool = False  # the scientist withdrew it while undecided (rds._syft.withdraw)
-
-
-def _status_name(status: Any) -> str:
-    name = str(getattr(status, "name", status)).lower()
-    return {"approved": "approved", "rejected": "denied"}.get(name, "pending")
 
 
 class Connection:
@@ -91,6 +86,11 @@ class Connection:
         # fetching it again for each stage would double the cost of a stage change.
         self._tag_targets: dict[str, Any] = {}
         self._tag_lock = threading.Lock()  # a served domain's worker sets stages from a pool
+        # What never changes about a request, read once: (code id, source, header).
+        self._fixed: dict[str, tuple[str, str, dict[str, Any]]] = {}
+        self._stubs: dict[str, RequestStub] = {}  # request_stubs(): everything listed so far
+        self._cursor: str | None = None  # ... and where the next listing starts
+        self._lock = threading.Lock()
 
     @classmethod
     def login(
@@ -248,41 +248,110 @@ class Connection:
         return str(request.id.no_dash)
 
     def request_stubs(self) -> list[RequestStub]:
-        """Who sent which request when: one round trip, however many requests there are.
+        """Who sent which request when, however many requests there are.
 
-        ``requests()`` costs syft round trips per request (it resolves each one's code and
-        status); a poller that only looks for new requests should list these instead.
+        The first call lists them all; later calls on this connection ask only for the
+        requests stored since (an indexed read: a poller's cost does not grow with history).
         """
-        with quiet():
-            found = list(self._client.api.services.request.get_all())
-        return [
-            RequestStub(
-                id=str(r.id.no_dash),
-                scientist=str(r.requesting_user_email or r.requesting_user_name),
-                submitted_at=datetime.fromtimestamp(r.request_time.utc_timestamp, tz=UTC),
-            )
-            for r in found
-        ]
+        since = None if self._cursor is None else _before(self._cursor, _CURSOR_MARGIN)
+        found = self._rows(since=since)
+        with self._lock:
+            for row in found["rows"]:
+                self._stubs.setdefault(
+                    row["id"],
+                    RequestStub(
+                        id=row["id"],
+                        scientist=row["scientist"],
+                        submitted_at=_utc(row["submitted_at"]),
+                    ),
+                )
+            if found["cursor"] is not None:
+                self._cursor = max(self._cursor or "", found["cursor"])
+            return list(self._stubs.values())
 
     def requests(self) -> list[RequestRecord]:
-        """The requests this login can see (all for the owner, own for a scientist)."""
-        with quiet():
-            found = list(self._client.api.services.request.get_all())
-        return [self._record(r) for r in found]
+        """The requests this login can see (all for the owner, own for a scientist).
+
+        One round trip, plus one for the code of requests this connection has not read yet
+        (a request's code never changes, so it is read once).
+        """
+        return self._records(self._rows()["rows"])
 
     def request(self, request_id: str) -> RequestRecord:
-        """One request. A denial is re-read until its reason resolves (a few seconds at most).
+        """One request, read by id. A denial is re-read until its reason resolves.
 
         Over HTTP under load, syft 0.9.5 sometimes computes a request's status from a stale
         view and reports a released request as rejected, without a reason; a real denial
         always has one (rds requires it), so such a reading is checked again.
         """
+        wanted = _request_id(request_id)
         for _ in range(_DENIAL_REREADS):
-            record = self._record(self._get(request_id))
+            found = self._records(self._rows(ids=[wanted])["rows"])
+            if not found:
+                raise InvalidInput(f"No request with id {request_id!r} on this domain.")
+            record = found[0]
             if record.status != "denied" or record.deny_reason:
                 return record
             time.sleep(0.2)
         return record
+
+    def _rows(self, **kwargs: Any) -> dict[str, Any]:
+        """rds's own request read (``rds._syft.rows``): one round trip, plain values."""
+        from syft.client.api import SyftAPICall
+        from syft.service.response import SyftError, SyftSuccess
+
+        api = self._client.api
+        call = SyftAPICall(
+            server_uid=api.server_uid, path=ROWS, args=[], kwargs=kwargs, blocking=True
+        )
+        with quiet():
+            result = api.make_call(call)
+        if isinstance(result, SyftError):
+            raise DomainError(f"The domain refused the call: {result.message}")
+        text = result.value if isinstance(result, SyftSuccess) else None
+        try:
+            value = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            value = None
+        if not isinstance(value, dict) or not isinstance(value.get("rows"), list):
+            raise DomainError("The domain answered a request listing with something else.")
+        return value
+
+    def _records(self, rows: list[dict[str, Any]]) -> list[RequestRecord]:
+        """Records for ``rows``, reading the code of those not seen before (in pages)."""
+        with self._lock:
+            unknown = [r["id"] for r in rows if r["id"] not in self._fixed]
+        for start in range(0, len(unknown), MAX_IDS):
+            page = self._rows(ids=unknown[start : start + MAX_IDS], code=True)["rows"]
+            with self._lock:
+                for row in page:
+                    meta, source = submission.split_header(row.get("raw_code") or "")
+                    self._fixed[row["id"]] = (str(row["code_id"]), source, meta)
+        records = []
+        for row in rows:
+            with self._lock:
+                fixed = self._fixed.get(row["id"])
+            if fixed is None:  # not readable (yet): skipped, as syft would not list it
+                continue
+            code_id, source, meta = fixed
+            status = row["status"] if row["status"] in _STATUSES else "pending"
+            tags = list(row.get("tags") or ())
+            reason = row.get("deny_reason") if status == "denied" else None
+            records.append(
+                RequestRecord(
+                    id=row["id"],
+                    code_id=code_id,
+                    source=source,
+                    meta=meta,
+                    scientist=row["scientist"],
+                    status=status,
+                    deny_reason=reason if isinstance(reason, str) else None,
+                    submitted_at=_utc(row["submitted_at"]),
+                    stage=_tag(tags, STAGE_TAG),
+                    checks=_tag(tags, CHECKS_TAG) if status == "approved" else None,
+                )
+            )
+        return records
 
     def set_stage(self, request_id: str, stage: str, *, checks: str | None = None) -> None:
         """Tell the scientist how far the owner is with a pending request (request tags).
@@ -308,34 +377,6 @@ class Connection:
         with quiet():
             req.deposit_result(payload, approve=True)
 
-    def withdraw(self, request_id: str) -> bool:
-        """Withdraw one's own undecided request; ``False`` if it was withdrawn already.
-
-        rds's own call (``rds._syft.withdraw``): the server checks that the request is the
-        caller's and still undecided, and refuses otherwise (``RequestStateError`` for a
-        decided one, ``InvalidInput`` for an id that is not the caller's).
-        """
-        from syft.client.api import SyftAPICall
-        from syft.service.response import SyftError
-
-        from rds.errors import RequestStateError
-
-        api = self._client.api
-        call = SyftAPICall(
-            server_uid=api.server_uid,
-            path=WITHDRAW,
-            args=[],
-            kwargs={"request_id": str(request_id).replace("-", "").lower()},  # checked there
-            blocking=True,
-        )
-        with quiet():
-            result = api.make_call(call)
-        if isinstance(result, SyftError):
-            if "already" in result.message:
-                raise RequestStateError(result.message)
-            raise InvalidInput(result.message)
-        return getattr(result, "value", None) == "withdrawn"
-
     def deny(self, request_id: str, reason: str) -> None:
         req = self._get(request_id)
         with quiet():
@@ -343,13 +384,21 @@ class Connection:
 
     def fetch_result(self, request_id: str) -> bytes | None:
         """The released payload, or ``None`` while there is none."""
-        req = self._get(request_id)
+        from syft.types.uid import UID
+
+        code_id = self._code_id(request_id)
         with quiet():
-            jobs = self._client.api.services.job.get_by_user_code_id(req.code.id)
+            jobs = self._client.api.services.job.get_by_user_code_id(UID(code_id))
             if not jobs:
                 return None
             value = jobs[-1].result.get() if jobs[-1].result is not None else None
         return value if isinstance(value, bytes) else None
+
+    def _code_id(self, request_id: str) -> str:
+        wanted = _request_id(request_id)
+        with self._lock:
+            fixed = self._fixed.get(wanted)
+        return fixed[0] if fixed is not None else self.request(wanted).code_id
 
     def _get(self, request_id: str) -> Any:
         from syft.types.errors import SyftException
@@ -360,27 +409,6 @@ class Connection:
                 return self._client.api.services.request.get_by_uid(UID(request_id))
         except SyftException:
             raise InvalidInput(f"No request with id {request_id!r} on this domain.") from None
-
-    def _record(self, req: Any) -> RequestRecord:
-        with quiet():
-            code = req.code
-            status = _status_name(req.status)
-            reason = req.deny_reason if status == "denied" else None
-            tags = list(req.tags or ())
-        meta, source = submission.split_header(code.raw_code)
-        return RequestRecord(
-            id=str(req.id.no_dash),
-            code_id=str(code.id.no_dash),
-            source=source,
-            meta=meta,
-            scientist=str(req.requesting_user_email or req.requesting_user_name),
-            status=status,
-            deny_reason=reason if isinstance(reason, str) else None,
-            submitted_at=datetime.fromtimestamp(req.request_time.utc_timestamp, tz=UTC),
-            stage=_tag(tags, STAGE_TAG),
-            checks=_tag(tags, CHECKS_TAG) if status == "approved" else None,
-            withdrawn=status == "pending" and WITHDRAWN_TAG in tags,
-        )
 
 
 def _https_login(target: str, *, email: str, password: str, verify: Any) -> Any:
@@ -517,6 +545,26 @@ def _tls_reason(exc: Exception) -> str:
 def _tag(tags: list[str], prefix: str) -> str | None:
     values = [t[len(prefix) :] for t in tags if t.startswith(prefix)]
     return values[-1] if values else None
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def _request_id(request_id: str) -> str:
+    """A request id as syft stores it (32 hex digits), or ``InvalidInput``."""
+    text = str(request_id).replace("-", "").lower()
+    if len(text) != 32 or any(c not in "0123456789abcdef" for c in text):
+        raise InvalidInput(f"No request with id {request_id!r} on this domain.")
+    return text
+
+
+def _before(cursor: str, seconds: float) -> str:
+    """The cursor ``seconds`` earlier (syft stores ``_created_at`` to the second)."""
+    from datetime import timedelta
+
+    moment = datetime.fromisoformat(cursor) - timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _split_url(target: str) -> tuple[str, int]:
