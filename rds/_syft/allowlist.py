@@ -51,6 +51,7 @@ SCIENTIST = (
             "action.get",  # the released result (READ permission is granted at release)
             "action.has_storage_permission",
             "blob_storage.read",
+            "rds.withdraw_request",  # rds's own: take back an own undecided request
         }
     )
 )
@@ -88,6 +89,9 @@ ROUTES = frozenset({"/", "/metadata", "/metadata_capnp", "/api", "/api_call", "/
 PINNED = {
     "migration._get_object": "a Request",
     "notifications.resolve_object": "a link to a request's code or its status",
+    # Served by rds itself (rds._syft.withdraw), which also checks that the request is the
+    # caller's own and undecided.
+    "rds.withdraw_request": "one request_id= (32 hex digits)",
 }
 
 REFUSAL = (
@@ -123,7 +127,22 @@ def argument_refusal(path: str, args: Any, kwargs: Any) -> str | None:
     """Why the arguments of an allowed call are refused, or ``None`` when they are fine."""
     if path not in PINNED:
         return None
-    if path == "migration._get_object":
+    if path == "rds.withdraw_request":
+        from rds._syft import withdraw
+
+        try:
+            withdraw.check_arguments(args, kwargs)
+        except withdraw.Refused:
+            fine = False
+        else:
+            fine = True
+    elif path == "user.update":
+        # Only a password: a scientist who could change their email, role or key could
+        # take another account's name (and its ε history). syft refuses edits of others.
+        update = kwargs.get("user_update", args[1] if len(args) > 1 else None)
+        fields = set(update.to_dict(exclude_empty=True)) if hasattr(update, "to_dict") else None
+        fine = fields is not None and fields <= {"password", "password_verify", "id"}
+    elif path == "migration._get_object":
         from syft.service.request.request import Request
 
         chosen = kwargs.get("object_type", args[1] if len(args) > 1 else None)

@@ -24,6 +24,8 @@ import pandas as pd
 from rds._syft import submission
 from rds._syft.rows import MAX_IDS, ROWS
 from rds._syft.server import quiet
+from rds._syft.withdraw import PATH as WITHDRAW
+from rds._syft.withdraw import TAG as WITHDRAWN_TAG
 from rds.errors import AuthenticationFailed, DomainError, DomainUnreachable, InvalidInput, RDSError
 
 META_PREFIX = "rds-meta:"
@@ -74,6 +76,7 @@ class RequestRecord:
     submitted_at: datetime
     stage: str | None = None  # the owner's progress on a pending request: "running", "review"
     checks: str | None = None  # the released result's check verdict: "pass", "warn", "fail"
+    withdrawn: bool = False  # the scientist withdrew it while undecided (rds._syft.withdraw)
 
 
 class Connection:
@@ -349,6 +352,7 @@ class Connection:
                     submitted_at=_utc(row["submitted_at"]),
                     stage=_tag(tags, STAGE_TAG),
                     checks=_tag(tags, CHECKS_TAG) if status == "approved" else None,
+                    withdrawn=status == "pending" and WITHDRAWN_TAG in tags,
                 )
             )
         return records
@@ -376,6 +380,34 @@ class Connection:
         req = self._get(request_id)
         with quiet():
             req.deposit_result(payload, approve=True)
+
+    def withdraw(self, request_id: str) -> bool:
+        """Withdraw one's own undecided request; ``False`` if it was withdrawn already.
+
+        rds's own call (``rds._syft.withdraw``): the server checks that the request is the
+        caller's and still undecided, and refuses otherwise (``RequestStateError`` for a
+        decided one, ``InvalidInput`` for an id that is not the caller's).
+        """
+        from syft.client.api import SyftAPICall
+        from syft.service.response import SyftError
+
+        from rds.errors import RequestStateError
+
+        api = self._client.api
+        call = SyftAPICall(
+            server_uid=api.server_uid,
+            path=WITHDRAW,
+            args=[],
+            kwargs={"request_id": str(request_id).replace("-", "").lower()},  # checked there
+            blocking=True,
+        )
+        with quiet():
+            result = api.make_call(call)
+        if isinstance(result, SyftError):
+            if "already" in result.message:
+                raise RequestStateError(result.message)
+            raise InvalidInput(result.message)
+        return getattr(result, "value", None) == "withdrawn"
 
     def deny(self, request_id: str, reason: str) -> None:
         req = self._get(request_id)

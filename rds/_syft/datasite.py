@@ -13,7 +13,7 @@ import json
 from functools import cache
 from typing import Any
 
-from rds._syft import allowlist, rows
+from rds._syft import allowlist, rows, withdraw
 
 
 @cache
@@ -53,6 +53,26 @@ def datasite_class() -> type:
                 found = rows.request_rows(self, api_call.credentials, **wanted)
                 # One string: syft's serde costs per nested value, JSON does not.
                 return SyftSuccess(message="", value=json.dumps(found))
+            if message.path == withdraw.PATH:  # a scientist takes back their own request
+                try:
+                    target = withdraw.check_arguments(message.args, message.kwargs)
+                    done = withdraw.withdraw(self, api_call.credentials, target)
+                except withdraw.Refused as exc:
+                    return SyftError(message=str(exc))
+                return SyftSuccess(message=done, value=done)
+            if message.path in withdraw.GUARDED:  # owner writes never race a withdrawal
+                outcome = withdraw.guarded(
+                    self,
+                    message.path,
+                    message.args,
+                    message.kwargs,
+                    lambda: super(RDSDatasite, self).handle_api_call_with_unsigned_result(
+                        api_call, job_id=job_id, check_call_location=check_call_location
+                    ),
+                )
+                if isinstance(outcome, withdraw.Refused):
+                    return SyftError(message=str(outcome))
+                return outcome
             return super().handle_api_call_with_unsigned_result(
                 api_call, job_id=job_id, check_call_location=check_call_location
             )

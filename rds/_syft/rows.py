@@ -123,7 +123,7 @@ def _status(changes: list[dict[str, Any]], history: list[dict[str, Any]]) -> str
         return "pending"
     state: dict[str, bool] = {}
     for entry in history:
-        state[entry.get("change_id")] = bool(entry.get("applied"))
+        state[str(entry.get("change_id"))] = bool(entry.get("applied"))
     applied = all(state.values()) and len(state) == len(changes)
     return "approved" if applied else "denied"
 
@@ -182,5 +182,5 @@ def install_notification_lookup() -> None:
             raise SyftException(public_message="Could not get notifications!!")
         return stash.row_as_obj(row)
 
-    filter_by_obj._rds_indexed = True  # type: ignore[attr-defined]
+    filter_by_obj._rds_indexed = True
     NotificationService.filter_by_obj = filter_by_obj
