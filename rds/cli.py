@@ -92,7 +92,10 @@ def _status(args: argparse.Namespace) -> int:
 
     url = running_url(Layout(args.path.resolve()))
     found = serve.processes(args.path)
-    if url:
+    current = serve.serving(args.path) if url else None
+    if current is not None and current["public_url"] != url:
+        print(f"serving at {current['public_url']} (this machine's processes: {url})")
+    elif url:
         print(f"serving at {url}")
     elif any(p.alive for p in found):
         print("not serving: its processes are up, but the server does not answer (restarting?)")

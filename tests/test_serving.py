@@ -279,6 +279,11 @@ def test_status_and_a_second_start_name_the_https_url(tls_domain: dict[str, Any]
     again = _cli("start", "TLS Hospital", "--path", str(path))
     assert again.returncode == 0, again.stderr
     assert f"already serving at https://0.0.0.0:{port}" in again.stdout
+    status = _cli("status", "--path", str(path))
+    assert status.returncode == 0, status.stderr
+    assert f"serving at https://0.0.0.0:{port} (this machine's processes: http://127.0.0.1:" in (
+        status.stdout
+    )
 
 
 def test_tls_needs_a_matching_certificate_and_key(tmp_path: Path) -> None:
