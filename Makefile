@@ -39,15 +39,16 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 # The Remote Data panel: `pip install -e .` builds it (hatch-jupyter-builder, with jlpm);
-# rebuilt here when its sources change, then linked into the venv's JupyterLab and the
-# server extension enabled (a wheel install does both through its shared data).
+# rebuilt here when its sources change, then linked into the venv's JupyterLab (a symlink:
+# the copy an editable install leaves would go stale) and the server extension enabled (a
+# wheel install does both through its shared data).
 EXT_SOURCES := $(shell find extension/src extension/style -type f 2>/dev/null) \
   extension/package.json extension/yarn.lock extension/tsconfig.json
 EXT_BUILT := rds/labextension/static/style.js
 
 .PHONY: extension
 extension: $(EXT_BUILT)
-	@test -e $(VENV)/share/jupyter/labextensions/rds-jupyterlab || \
+	@test -L $(VENV)/share/jupyter/labextensions/rds-jupyterlab || \
 	  $(VENV)/bin/jupyter labextension develop --overwrite . >/dev/null
 	@$(VENV)/bin/jupyter server extension enable rds --sys-prefix >/dev/null
 

@@ -27,6 +27,7 @@ def connect(
     profile: str | None = None,
     save_as: str | None = None,
     verify: str | os.PathLike[str] | None = None,
+    invitation: str | os.PathLike[str] | None = None,
 ) -> Session:
     """Log in to a domain as a data scientist.
 
@@ -44,6 +45,11 @@ def connect(
         against, such as the one its owner handed over with the credentials. Without it,
         ``REQUESTS_CA_BUNDLE`` or ``SSL_CERT_FILE``, else the usual public CAs. A
         certificate that does not verify is refused (``DomainError``).
+    invitation
+        Instead of ``email`` and ``password``: a one-time invitation token from the data
+        owner (``domain.invite``), or the file holding it. The first use replaces its
+        password with a new random one, saved as the profile ``save_as`` (default: the
+        domain's name), so the token works only once.
 
     Examples
     --------
@@ -57,6 +63,14 @@ def connect(
     from rds.domain.domain import Domain
     from rds.scientist import session
 
+    if isinstance(target, Domain) and invitation is not None:
+        if target.url is None:
+            raise InvalidInput(
+                "An invitation is for a served domain (rds domain start); for an embedded "
+                "one, use the credentials of domain.add_scientist()."
+            )
+        served = session.connect(target.url, invitation=invitation, save_as=save_as)
+        return session.Session(served._conn, on_submit=target.auto_release)
     if not isinstance(target, Domain):
         return session.connect(
             target,
@@ -65,6 +79,7 @@ def connect(
             profile=profile,
             save_as=save_as,
             verify=verify,
+            invitation=invitation,
         )
     if profile is not None:
         raise InvalidInput("connect(profile=...) takes no URL, email or password.")

@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
@@ -162,3 +163,32 @@ class ProfileStore:
             yield
         finally:
             os.close(fd)
+
+
+# -- invitations: a one-time token that hands an account over (``Domain.invite``) ----------
+INVITATION_PREFIX = "rds-invite-1:"
+
+
+def encode_invitation(*, email: str, password: str, url: str | None, domain: str) -> str:
+    body = json.dumps({"email": email, "password": password, "url": url, "domain": domain})
+    return INVITATION_PREFIX + base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+
+
+def decode_invitation(token: str) -> dict[str, Any]:
+    """The fields of an invitation token (or of a file holding one)."""
+    text = str(token).strip()
+    if not text.startswith(INVITATION_PREFIX) and Path(text).is_file():
+        text = Path(text).read_text().strip()
+    if not text.startswith(INVITATION_PREFIX):
+        raise InvalidInput(
+            f"That is not an rds invitation (it should start with {INVITATION_PREFIX!r}, or be the "
+            "path of a file holding one)."
+        )
+    raw = text[len(INVITATION_PREFIX) :]
+    try:
+        fields = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except ValueError:
+        raise InvalidInput("The invitation is damaged: copy all of it.") from None
+    if not isinstance(fields, dict) or not {"email", "password"} <= set(fields):
+        raise InvalidInput("The invitation is damaged: copy all of it.")
+    return fields

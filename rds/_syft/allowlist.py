@@ -52,6 +52,7 @@ SCIENTIST = (
             "action.has_storage_permission",
             "blob_storage.read",
             "rds.withdraw_request",  # rds's own: take back an own undecided request
+            "user.update",  # one's own new password only (pinned below), for invitations
         }
     )
 )
@@ -65,6 +66,8 @@ ADMIN = SCIENTIST | frozenset(
         "blob_storage.allocate",
         "blob_storage.write_to_disk",
         "user.create",
+        "user.search",  # by email: reset a password, remove a scientist
+        "user.delete",  # remove a scientist
         "request.set_tags",  # the scientist-visible stage
         "request.add_changes",  # deposit_result: attaches the result and approves
         "request.apply",
@@ -87,12 +90,15 @@ ROUTES = frozenset({"/", "/metadata", "/metadata_capnp", "/api", "/api_call", "/
 # kinds rds's clients ask for: syft lets every scientist read other scientists' User
 # records (signing key included) by id, and these two readers would hand them over.
 PINNED = {
+    "user.update": "a new password for one's own account",
     "migration._get_object": "a Request",
     "notifications.resolve_object": "a link to a request's code or its status",
     # Served by rds itself (rds._syft.withdraw), which also checks that the request is the
     # caller's own and undecided.
     "rds.withdraw_request": "one request_id= (32 hex digits)",
 }
+
+_PASSWORD_FIELDS = {"password"}
 
 REFUSAL = (
     "rds refuses {path!r} for a {role}: an rds domain accepts only the calls rds's own "
@@ -139,9 +145,9 @@ def argument_refusal(path: str, args: Any, kwargs: Any) -> str | None:
     elif path == "user.update":
         # Only a password: a scientist who could change their email, role or key could
         # take another account's name (and its ε history). syft refuses edits of others.
-        update = kwargs.get("user_update", args[1] if len(args) > 1 else None)
-        fields = set(update.to_dict(exclude_empty=True)) if hasattr(update, "to_dict") else None
-        fine = fields is not None and fields <= {"password", "password_verify", "id"}
+        # syft's client sends the update's fields as keyword arguments, beside the uid.
+        fields = set(kwargs) - {"uid", "communication_protocol"}
+        fine = not args and "uid" in kwargs and {"password"} <= fields <= _PASSWORD_FIELDS
     elif path == "migration._get_object":
         from syft.service.request.request import Request
 

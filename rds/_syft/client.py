@@ -227,6 +227,39 @@ class Connection:
         except SyftException as exc:
             raise InvalidInput(f"Could not create user {email!r}: {exc.public_message}") from None
 
+    def _user_id(self, email: str) -> Any:
+        with quiet():
+            found = [u for u in self._client.users.search(email=email) if u.email == email]
+        if not found:
+            raise InvalidInput(f"No account {email!r} on this domain.")
+        return found[0].id
+
+    def set_password(self, email: str, password: str) -> None:
+        """Give the account ``email`` a new password (its old one stops working)."""
+        uid = self._user_id(email)
+        with quiet():
+            self._client.users.update(uid=uid, password=password)
+
+    def change_own_password(self, password: str) -> None:
+        """Replace this account's password (an invitation's, on first use)."""
+        with quiet():
+            me = self._client.api.services.user.get_current_user()
+            self._client.api.services.user.update(uid=me.id, password=password)
+
+    def delete_user(self, email: str) -> None:
+        """Delete the account ``email``; its sessions stop working with it."""
+        uid = self._user_id(email)
+        with quiet():
+            self._client.users.delete(uid=uid)
+
+    def remove_dataset(self, name: str) -> None:
+        """Take a dataset out of syft's listing; its assets stay, so the requests and
+        released results that point at them stay readable."""
+        with quiet():
+            found = [d for d in self._client.api.services.dataset.get_all() if d.name == name]
+            for dataset in found:
+                self._client.api.services.dataset.delete(uid=dataset.id, delete_assets=False)
+
     # -- requests ---------------------------------------------------------------
     def submit(self, *, source: str, datasets: list[DatasetRecord], meta: dict[str, Any]) -> str:
         """Submit ``source`` (one decorator-free function) as a request on ``datasets``.
@@ -653,3 +686,5 @@ def _at_the_seam(method: Callable[..., T]) -> Callable[..., T]:
 for _name, _member in list(vars(Connection).items()):
     if not _name.startswith("_") and _name != "login" and inspect.isfunction(_member):
         setattr(Connection, _name, _at_the_seam(_member))
+# A dataset's mock is fetched lazily, through the asset syft handed over: the same seam.
+DatasetRecord.mock = _at_the_seam(DatasetRecord.mock)  # type: ignore[method-assign]

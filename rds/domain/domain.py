@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from rds.dataset.mock import synthesize_mock
-from rds.dataset.publish import Bounds, Categories, load_data, schema
-from rds.dataset.publish import privacy_unit as _privacy_unit
+from rds.dataset.publish import Bounds, Categories
 from rds.dataset.store import PrivateStore, check_name
 from rds.domain.requests import OwnerRequest
 from rds.dp import budget
@@ -29,6 +27,9 @@ from rds.worker.policy import Policy
 
 if TYPE_CHECKING:
     from rds.domain.desk import ReviewDesk
+    from rds.domain.people import Invitation
+
+_KEEP: Any = object()  # replace(): keep what the earlier version declared
 
 
 @dataclass(frozen=True)
@@ -224,54 +225,90 @@ class Domain:
         individuals have more rows than ``max_contributions`` (DP queries count only that
         many of theirs) out of how many, and how many rows that leaves out.
         """
+        from rds.domain import catalog
+
         check_name(name)
         if name in self.store.names():
-            raise InvalidInput(f"A dataset named {name!r} is already published.")
-        frame, dates = load_data(data, parse_dates=parse_dates, dtypes=dtypes)
-        columns = schema(frame, bounds, categories)
-        unit, capped = _privacy_unit(frame, privacy_unit, max_contributions)
-        needs_cap = capped["capped"] > 0
-        policy = policy or Policy()
-        policy.check_columns(frame.columns)
-        if mock is None:
-            mock = synthesize_mock(frame, rows=mock_rows)
-        elif list(mock.columns) != list(frame.columns):
             raise InvalidInput(
-                f"The mock's columns {list(mock.columns)} differ from the data's "
-                f"{list(frame.columns)}."
+                f"A dataset named {name!r} is already published; domain.replace({name!r}, "
+                "data) publishes a new version of it."
             )
-        meta = {
-            "rows": len(frame),
-            "schema": columns,
-            "privacy_unit": unit,
-            "policy": policy.describe(),
-            "contact": contact or self.owner,
-        }
-        directory = self.store.put(name, frame)
-        write_private(self._policy_file(name), json.dumps(policy.describe()))
-        write_private(
-            self._meta_file(name),
-            json.dumps({"description": description, **meta, "needs_cap": needs_cap}),
+        ready = catalog.prepare(
+            self,
+            data,
+            mock=mock,
+            policy=policy,
+            bounds=bounds,
+            categories=categories,
+            privacy_unit=privacy_unit,
+            max_contributions=max_contributions,
+            contact=contact,
+            mock_rows=mock_rows,
+            parse_dates=parse_dates,
+            dtypes=dtypes,
         )
-        self._conn.upload_dataset(name, description=description, mock=mock, meta=meta)
-        self.ledger.append(
-            "published",
-            actor=self.owner,
-            dataset=name,
-            rows=len(frame),
-            columns=len(columns),
-            policy=policy.describe(),
-            directory=directory.name,
-            capped=capped,
-            dates=dates,
-        )
-        return {
-            "name": name,
+        return catalog.commit(self, name, ready, description=description, event="published")
+
+    def replace(
+        self,
+        name: str,
+        data: pd.DataFrame | str | Path,
+        *,
+        note: str | None = None,
+        mock: pd.DataFrame | None = None,
+        description: Any = _KEEP,
+        policy: Policy | None = None,
+        bounds: Any = _KEEP,
+        categories: Any = _KEEP,
+        privacy_unit: Any = _KEEP,
+        max_contributions: Any = _KEEP,
+        contact: Any = _KEEP,
+        mock_rows: int | None = None,
+        parse_dates: bool | Sequence[str] | Mapping[str, str | None] | None = None,
+        dtypes: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Publish ``data`` as a new version of the dataset ``name`` (ledgered, with ``note``).
+
+        What was declared for the earlier version (description, bounds, categories, privacy
+        unit, contact, policy) carries over unless given again; a new mock is drawn unless
+        ``mock=`` is given. The earlier version's files are archived, not deleted.
+        Requests waiting for a decision run on the new version; a preview made on the old
+        one cannot be approved (run it again). ε spent on the dataset stays spent. Returns
+        the public metadata with ``"version"``.
+        """
+        from rds.domain import catalog
+
+        given = {
+            "mock": mock,
             "description": description,
-            **meta,
-            "capped": capped,
-            "dates": dates,
+            "policy": policy,
+            "bounds": bounds,
+            "categories": categories,
+            "privacy_unit": privacy_unit,
+            "max_contributions": max_contributions,
+            "contact": contact,
+            "mock_rows": mock_rows,
+            "parse_dates": parse_dates,
+            "dtypes": dtypes,
         }
+        return catalog.replace(self, name, data, note=note, given=given)
+
+    def unpublish(self, name: str, *, note: str | None = None) -> list[str]:
+        """Withdraw a dataset: scientists no longer see it, and every request still
+        waiting on it is denied with a reason that says so (its reserved ε given back).
+
+        The private files are archived (``private/.archive/``), not deleted, and released
+        results stay readable. Returns the ids of the requests it denied.
+        """
+        from rds.domain import catalog
+
+        return catalog.unpublish(self, name, note=note)
+
+    def dataset_version(self, name: str) -> int:
+        """1 when published, one more with each ``replace``."""
+        from rds.domain import catalog
+
+        return catalog.version(self, name)
 
     def policy(self, dataset: str) -> Policy:
         """The dataset's current policy."""
@@ -331,11 +368,48 @@ class Domain:
 
     # -- people ------------------------------------------------------------------
     def add_scientist(self, email: str, *, name: str | None = None) -> Credentials:
-        """Create a data-scientist account with a generated password and return it."""
-        password = secrets.token_urlsafe(16)
-        self._conn.create_user(email=email, name=name or email.split("@")[0], password=password)
-        self.ledger.append("scientist_added", actor=self.owner, scientist=email)
-        return Credentials(email=email, password=password, url=self.url)
+        """Create a data-scientist account with a generated password and return it.
+
+        ``invite`` hands an account over without a password to copy around.
+        """
+        from rds.domain import people
+
+        return people.add(self, email, name=name)
+
+    def invite(
+        self, email: str, *, name: str | None = None, path: str | Path | None = None
+    ) -> Invitation:
+        """Create an account and return a one-time invitation token for it (also written
+        to ``path``, mode 0600, if given). The scientist runs ``rds.connect(invitation=
+        token)``: the first use replaces the password with one only their machine knows
+        (saved in a connection profile), so the token opens nothing afterwards."""
+        from rds.domain import people
+
+        return people.invite(self, email, name=name, path=path)
+
+    @property
+    def scientists(self) -> pd.DataFrame:
+        """Every scientist added: email, name, since, active, how many requests, the last
+        one's date, and ε spent per dataset (from the ledger)."""
+        from rds.domain import people
+
+        return people.listing(self)
+
+    def reset_password(self, email: str) -> Credentials:
+        """Give a scientist a new generated password; the old one (or an unredeemed
+        invitation) stops working. Ledgered."""
+        from rds.domain import people
+
+        return people.reset_password(self, email)
+
+    def remove_scientist(self, email: str, *, note: str | None = None) -> list[str]:
+        """Delete a scientist's account: their sessions stop working and their requests
+        still waiting are denied (reserved ε given back); what was released stays theirs.
+        Ledgered with ``note``. Returns the ids of the requests it denied. ε spent stays
+        with the email address, should it be added again."""
+        from rds.domain import people
+
+        return people.remove(self, email, note=note)
 
     # -- requests ----------------------------------------------------------------
     @property

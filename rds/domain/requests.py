@@ -185,7 +185,7 @@ class OwnerRequest:
             raise RequestStateError(_WITHDRAWN.format(what="run"))
         if self.kind == "dp":
             earlier = self.preview
-            if earlier is not None and earlier.ok:
+            if earlier is not None and earlier.ok and not self._stale_run():
                 return earlier
         domain = self._domain
         self._pick_up()  # before the run: the scientist sees no stage while it works
@@ -200,7 +200,8 @@ class OwnerRequest:
         except SandboxUnavailable:
             domain.ledger.append("run_refused", actor=domain.owner, request=self.id)
             raise
-        run = outcome.run
+        # Which version of each dataset it read: a preview of a replaced one is not released.
+        run = {**outcome.run, "versions": self._versions()}
         if not run["sandboxed"]:
             warnings.warn(
                 "This request ran WITHOUT the bubblewrap sandbox (allow_unsandboxed=True): "
@@ -233,6 +234,28 @@ class OwnerRequest:
                 "unsandboxed_run", actor=domain.owner, request=self.id, warning="no bubblewrap"
             )
         return self._preview(run, outcome.payload, outcome.report)
+
+    def _versions(self) -> dict[str, int]:
+        from rds.errors import DatasetNotFound
+
+        versions = {}
+        for name in self.datasets:
+            try:
+                versions[name] = self._domain.dataset_version(name)
+            except DatasetNotFound:
+                continue
+        return versions
+
+    def _stale_run(self, run: dict[str, Any] | None = None) -> str | None:
+        """The dataset replaced since the last run, if any (``None``: up to date)."""
+        if run is None:
+            path = self._dir / "run.json"
+            if not path.exists():
+                return None
+            run = json.loads(path.read_text())
+        then = run.get("versions") or {}
+        now = self._versions()
+        return next((n for n, v in then.items() if now.get(n, v) != v), None)
 
     def _pick_up(self) -> None:
         """Tell the scientist the request is with the owner ("awaiting review"), once.
@@ -338,6 +361,11 @@ class OwnerRequest:
         if not (self._dir / "run.json").exists():
             raise RequestStateError("Run the request first (req.run()) and look at the preview.")
         run = json.loads((self._dir / "run.json").read_text())
+        if (stale := self._stale_run(run)) is not None:
+            raise RequestStateError(
+                f"The dataset {stale!r} was replaced by a new version since this run; run "
+                "the request again (req.run()) to review it on the new version, or deny it."
+            )
         if run.get("fault") == "domain":
             raise RequestStateError(
                 "This run failed on the domain's side: the sandbox did not start, so none "

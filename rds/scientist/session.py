@@ -31,6 +31,7 @@ def connect(
     profile: str | None = None,
     save_as: str | None = None,
     verify: str | os.PathLike[str] | None = None,
+    invitation: str | os.PathLike[str] | None = None,
 ) -> Session:
     """Log in to a served domain at ``target`` (a URL) or by saved ``profile``.
 
@@ -39,6 +40,9 @@ def connect(
     """
     from rds._syft.client import Connection
     from rds.profiles import Profile, ProfileStore
+
+    if invitation is not None:
+        return _redeem(invitation, target, save_as=save_as, verify=verify, given=(email, password))
 
     if profile is not None:
         if target is not None or email is not None or password is not None:
@@ -66,6 +70,58 @@ def connect(
     if to_save is not None:
         ProfileStore().save(to_save)
     return session
+
+
+def _redeem(
+    invitation: str | os.PathLike[str],
+    target: str | None,
+    *,
+    save_as: str | None,
+    verify: str | os.PathLike[str] | None,
+    given: tuple[str | None, str | None],
+) -> Session:
+    """Log in with a one-time invitation, replace its password at once, save a profile."""
+    import secrets
+
+    from rds._syft.client import Connection
+    from rds.errors import AuthenticationFailed
+    from rds.profiles import Profile, ProfileStore, decode_invitation
+
+    if any(v is not None for v in given):
+        raise InvalidInput("connect(invitation=...) takes no email or password: it holds them.")
+    fields = decode_invitation(str(invitation))
+    url = (target or fields.get("url") or "").rstrip("/")
+    if not url:
+        raise InvalidInput(
+            "This invitation is for a domain that was not served when it was made; pass its "
+            "URL: rds.connect(url, invitation=...)."
+        )
+    name = save_as or _profile_name(str(fields.get("domain") or "domain"))
+    password = secrets.token_urlsafe(24)
+    # Made (and its name checked) before the password changes: nothing may lock them out.
+    profile = Profile(name, kind="scientist", url=url, email=fields["email"], password=password)
+    with transient(_connecting(url)):
+        try:
+            conn = Connection.login(
+                url, email=fields["email"], password=fields["password"], verify=verify
+            )
+        except AuthenticationFailed:
+            raise AuthenticationFailed(
+                "This invitation was used already, or revoked (the owner reset the password "
+                "or removed the account). Ask the data owner for a new one."
+            ) from None
+    conn.change_own_password(password)
+    ProfileStore().save(profile)
+    print(  # the one thing they must know: how to connect next time
+        f"Invitation accepted: your password is new and saved as profile {name!r}; connect "
+        f"again with rds.connect(profile={name!r}). The invitation no longer works."
+    )
+    return Session(conn)
+
+
+def _profile_name(domain: str) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in domain.lower()).strip("-")
+    return slug or "domain"
 
 
 def _connecting(url: str) -> str:
