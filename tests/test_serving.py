@@ -382,3 +382,21 @@ def test_start_help_describes_serving_options() -> None:
     for option in ("--tls-cert FILE", "--tls-key FILE", "--insecure-http", "--host", "--port"):
         assert option in text, option
     assert "reverse proxy" in text and "127.0.0.1" in text
+
+
+def test_credentials_and_invitations_name_the_https_url(
+    tls_domain: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RDS_CONFIG_DIR", str(tmp_path / "config"))
+    with rds.Domain.open(tls_domain["path"]) as owner:
+        assert owner.url is not None and owner.url.startswith("http://127.0.0.1")
+        assert owner.public_url == f"https://0.0.0.0:{tls_domain['port']}"
+        invitation = owner.invite("bo@uni.example.org")
+        assert owner.reset_password("bo@uni.example.org").url == owner.public_url
+        invitation = owner.invite("cy@uni.example.org")
+    assert invitation.url == owner.public_url
+    # Bound to every interface, the scientist names the host they reach it by.
+    session = rds.connect(
+        tls_domain["url"], invitation=invitation.token, verify=tls_domain["certs"]["ca"]
+    )
+    assert session.email == "cy@uni.example.org"

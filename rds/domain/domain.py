@@ -16,6 +16,7 @@ import pandas as pd
 
 from rds.dataset.publish import Bounds, Categories
 from rds.dataset.store import PrivateStore, check_name
+from rds.domain.listing import RequestList
 from rds.domain.requests import OwnerRequest
 from rds.dp import budget
 from rds.dp.budget import Budget
@@ -181,6 +182,19 @@ class Domain:
     def url(self) -> str | None:
         """The HTTP address when the domain is being served, else ``None``."""
         return running_url(self.layout)
+
+    @property
+    def public_url(self) -> str | None:
+        """The address scientists use: with ``--tls-cert`` the https one (``url`` is then
+        the loopback port this machine's own processes use), else ``url``."""
+        url = self.url
+        if url is None:
+            return None
+        try:
+            info = json.loads(self.layout.server_file.read_text())
+        except (OSError, ValueError):
+            return url
+        return str(info.get("public_url") or url)
 
     @property
     def embedded(self) -> bool:
@@ -413,18 +427,22 @@ class Domain:
 
     # -- requests ----------------------------------------------------------------
     @property
-    def requests(self) -> list[OwnerRequest]:
-        """Every request, oldest first (each is recorded in the ledger on first sight)."""
+    def requests(self) -> RequestList:
+        """Every request, oldest first (each is recorded in the ledger on first sight).
+
+        A list, read in one batched listing; ``.waiting`` and ``.where(status=...,
+        scientist=..., dataset=..., kind=...)`` filter it without more reads.
+        """
         records = sorted(self._conn.requests(), key=lambda r: r.submitted_at)
         published = self.store.names()
         # One read of the ledger for the listing; append() still guards each new entry.
         recorded = {e.data.get("once") for e in self.ledger.events(event="submitted")}
-        return [
+        return RequestList(
             self.note_submission(record, published=published)
             if record.id not in recorded
             else OwnerRequest(self, record, published=published)
             for record in records
-        ]
+        )
 
     def request(self, request_id: str) -> OwnerRequest:
         """One request by id."""

@@ -57,13 +57,13 @@ def add(domain: Domain, email: str, *, name: str | None) -> Credentials:
     shown = name or email.split("@")[0]
     domain._conn.create_user(email=email, name=shown, password=password)
     domain.ledger.append("scientist_added", actor=domain.owner, scientist=email, name=shown)
-    return Credentials(email=email, password=password, url=domain.url)
+    return Credentials(email=email, password=password, url=domain.public_url)
 
 
 def invite(domain: Domain, email: str, *, name: str | None, path: str | Path | None) -> Invitation:
     creds = add(domain, email, name=name)
     token = encode_invitation(
-        email=email, password=creds.password, url=domain.url, domain=domain.name
+        email=email, password=creds.password, url=domain.public_url, domain=domain.name
     )
     written = None
     if path is not None:
@@ -72,7 +72,7 @@ def invite(domain: Domain, email: str, *, name: str | None, path: str | Path | N
         written = Path(path)
         write_private(written, token + "\n")
     domain.ledger.append("invited", actor=domain.owner, scientist=email, file=str(written or ""))
-    return Invitation(email=email, token=token, url=domain.url, path=written)
+    return Invitation(email=email, token=token, url=domain.public_url, path=written)
 
 
 def reset_password(domain: Domain, email: str) -> Credentials:
@@ -82,7 +82,7 @@ def reset_password(domain: Domain, email: str) -> Credentials:
     password = secrets.token_urlsafe(16)
     domain._conn.set_password(email, password)
     domain.ledger.append("password_reset", actor=domain.owner, scientist=email)
-    return Credentials(email=email, password=password, url=domain.url)
+    return Credentials(email=email, password=password, url=domain.public_url)
 
 
 def remove(domain: Domain, email: str, *, note: str | None) -> list[str]:
