@@ -13,6 +13,9 @@
    plain query on the same Parquet file (``benchmarks/checks.py``).
 5. The Remote Data panel rendering 1,000 datasets in JupyterLab, against a plain DOM list of
    the same items in the same page (``benchmarks/panel.py``; the goal is ≤ 300 ms).
+6. History: a DP request auto-released over HTTP after 0, 1,000 and 5,000 earlier requests
+   (goal: within 10% of the fresh figure), and the owner's listing of 1,000 waiting requests
+   (goal: ≤ 1 s) (``benchmarks/history.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import pandas as pd
 import panel  # benchmarks/ is on sys.path when run as a script
 from checks import checks_path
 from dp_sql import dp_path
+from history import history_path
 
 import rds
 from rds.demo import transactions
@@ -210,11 +214,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--waiting", type=int, default=200)
-    parser.add_argument(
-        "--only", choices=["fixed", "listing", "data", "checks", "dp", "panel"], nargs="+"
-    )
+    parser.add_argument("--history", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--history-listing", type=int, default=1000)
+    parts = ["fixed", "listing", "data", "checks", "dp", "panel", "history"]
+    parser.add_argument("--only", choices=parts, nargs="+")
     args = parser.parse_args()
-    only = set(args.only or ["fixed", "listing", "data", "checks", "dp", "panel"])
+    only = set(args.only or parts)
     with tempfile.TemporaryDirectory(prefix="rds-bench-") as tmp:
         if "fixed" in only:
             fixed_cost(Path(tmp), args.repeat)
@@ -228,6 +233,8 @@ def main() -> None:
             dp_path(Path(tmp), args.rows, args.repeat)
         if "panel" in only:
             panel.report(1000, args.repeat)
+        if "history" in only:
+            history_path(Path(tmp), args.history, args.history_listing, args.repeat)
     print(f"\nEvery figure is the best of {args.repeat} runs.")
 
 
