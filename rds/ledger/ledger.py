@@ -105,6 +105,9 @@ class Ledger:
         self.path = Path(path)
         self._key = key
         self.public_key = key.public_key() if key is not None else public_key
+        # What this object last read: (file identity, bytes read, entries). Appends only
+        # add lines, so the next read parses what was added since (see ``_read``).
+        self._seen: tuple[tuple[int, int, int], int, list[Entry]] | None = None
 
     def append(
         self,
@@ -129,7 +132,7 @@ class Ledger:
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(self.path, exclusive=True) as handle:
-            entries = list(_parse(handle))
+            entries = self._read(handle)
             for entry in entries:
                 if (
                     once_key is not None
@@ -145,6 +148,10 @@ class Ledger:
             handle.write(_line(entry))
             handle.flush()
             os.fsync(handle.fileno())
+            if self._seen is not None:
+                written = os.fstat(handle.fileno())
+                ident = (written.st_dev, written.st_ino, written.st_mtime_ns)
+                self._seen = (ident, written.st_size, [*self._seen[2], entry])
             return entry
 
     def entries(self) -> list[Entry]:
@@ -152,7 +159,41 @@ class Ledger:
         if not self.path.exists():
             return []
         with _locked(self.path, exclusive=False) as handle:
-            return list(_parse(handle))
+            return self._read(handle)
+
+    def _read(self, handle: IO[str]) -> list[Entry]:
+        """Every entry, under the caller's lock, parsing only the lines appended since this
+        object last read the same file (a ledger of thousands of entries is read on every
+        append). Anything else — another file (a rewrite), a shorter one, added lines that
+        do not continue the chain read before — is read again in full. ``verify`` always
+        reads in full."""
+        info = os.fstat(handle.fileno())
+        ident = (info.st_dev, info.st_ino, info.st_mtime_ns)
+        seen = self._seen
+        same_file = seen is not None and seen[0][:2] == ident[:2]
+        # Same size but written since: not an append (an edit in place); read in full.
+        if (
+            seen is not None
+            and same_file
+            and (seen[1] < info.st_size or (seen[1] == info.st_size and seen[0][2] == ident[2]))
+        ):
+            handle.seek(seen[1])
+            try:
+                tail = [Entry(**json.loads(line)) for line in handle.read().splitlines() if line]
+            except (ValueError, TypeError):  # read in full, which names the bad line
+                tail = None
+            last = seen[2][-1] if seen[2] else None
+            if tail is None:
+                pass
+            elif not tail or (
+                last is not None and tail[0].prev == last.hash and tail[0].seq == last.seq + 1
+            ):
+                entries = [*seen[2], *tail]
+                self._seen = (ident, info.st_size, entries)
+                return list(entries)
+        entries = list(_parse(handle))
+        self._seen = (ident, info.st_size, entries)
+        return list(entries)
 
     def events(self, **match: Any) -> list[Entry]:
         """Entries whose event and data fields equal ``match`` (``event=`` filters events)."""
@@ -190,7 +231,10 @@ class Ledger:
                 "Verifying the ledger's signatures needs its public key: "
                 "Ledger(path, public_key=load_public_key(domain / 'ledger.pub'))."
             )
-        return _check(self.entries(), self.public_key)
+        if not self.path.exists():
+            return _check([], self.public_key)
+        with _locked(self.path, exclusive=False) as handle:
+            return _check(list(_parse(handle)), self.public_key)
 
 
 def entries_frame(entries: list[Entry]) -> pd.DataFrame:
