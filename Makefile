@@ -56,8 +56,9 @@ $(EXT_BUILT): $(EXT_SOURCES) | $(STAMP)
 	cd extension && jlpm install --immutable && jlpm build:prod
 	@touch $(EXT_BUILT)
 
+# exec: the demo is make's own child, so make's death (SIGTERM) reaches it (PR_SET_PDEATHSIG).
 demo: setup
-	$(PY) -m rds.demo --path $(DEMO_DIR) --port $(DEMO_PORT) --lab-port $(LAB_PORT)
+	exec $(PY) -m rds.demo --path $(DEMO_DIR) --port $(DEMO_PORT) --lab-port $(LAB_PORT)
 
 lint: setup
 	$(VENV)/bin/ruff format --check rds tests benchmarks

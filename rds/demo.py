@@ -4,9 +4,9 @@ Seeds (once) scikit-learn's bundled breast-cancer and diabetes tables and a seed
 synthetic ``transactions`` table of 1,000,000 rows — with declared bounds, public categories,
 a privacy unit and policies, so SQL and differentially private requests work and are
 released by policy — creates a scientist account, serves the domain on 127.0.0.1 and
-starts JupyterLab. Ctrl-C, or SIGTERM to this process, stops both (JupyterLab runs in a
-session of its own, so that one Ctrl-C reaches the demo, which stops it, instead of Lab's
-"Shutdown this Jupyter server (y/[n])?" prompt).
+starts JupyterLab. Ctrl-C, or SIGTERM to this process or to its parent (``make demo``),
+stops both (JupyterLab runs in a session of its own, so that one Ctrl-C reaches the demo,
+which stops it, instead of Lab's "Shutdown this Jupyter server (y/[n])?" prompt).
 """
 
 from __future__ import annotations
@@ -47,6 +47,23 @@ def _stop_on_signals() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    _term_when_parent_dies()
+
+
+def _term_when_parent_dies() -> None:
+    """Ask Linux for a SIGTERM when the parent dies: ``make demo`` killed by SIGTERM does not
+    pass the signal on, and the demo (and so the domain) would outlive it."""
+    import ctypes
+    import ctypes.util
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: only direct signals stop the demo
+        return
+    if os.getppid() != parent:  # it died before the request took effect
+        raise _Stopped(signal.SIGTERM)
 
 
 def transactions(rows: int = TRANSACTION_ROWS, seed: int = 2024) -> pd.DataFrame:

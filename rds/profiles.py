@@ -62,6 +62,7 @@ class Profile:
     email: str | None = None
     password: str | None = field(default=None, repr=False)
     path: str | None = None
+    verify: str | None = None  # the CA certificate an https domain is checked against
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):

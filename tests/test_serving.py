@@ -400,3 +400,6 @@ def test_credentials_and_invitations_name_the_https_url(
         tls_domain["url"], invitation=invitation.token, verify=tls_domain["certs"]["ca"]
     )
     assert session.email == "cy@uni.example.org"
+    # The profile it saved keeps the CA: the next connection needs nothing else.
+    again = rds.connect(profile="tls-hospital")
+    assert again.email == "cy@uni.example.org" and again.datasets.names == ["patients"]

@@ -171,7 +171,12 @@ class RemoteDataService:
         return self._held(
             self._sessions,
             profile,
-            lambda: rds.connect(profile.url, email=profile.email, password=profile.password),
+            lambda: rds.connect(
+                profile.url,
+                email=profile.email,
+                password=profile.password,
+                verify=profile.verify,
+            ),
         )
 
     def _domain(self, name: str) -> Domain:

@@ -54,6 +54,7 @@ def connect(
                 f"rds.Domain.open({saved.path!r})."
             )
         target, email, password = saved.url, saved.email, saved.password
+        verify = verify if verify is not None else saved.verify
     if email is None or password is None:
         raise InvalidInput("connect() needs email= and password= (or profile=).")
     if not isinstance(target, str):
@@ -63,7 +64,14 @@ def connect(
     to_save = (
         None
         if save_as is None
-        else Profile(save_as, kind="scientist", url=url, email=email, password=password)
+        else Profile(
+            save_as,
+            kind="scientist",
+            url=url,
+            email=email,
+            password=password,
+            verify=_ca_path(verify),
+        )
     )
     with transient(_connecting(url)):  # the first connection in a kernel takes seconds
         session = Session(Connection.login(url, email=email, password=password, verify=verify))
@@ -99,7 +107,14 @@ def _redeem(
     name = save_as or _profile_name(str(fields.get("domain") or "domain"))
     password = secrets.token_urlsafe(24)
     # Made (and its name checked) before the password changes: nothing may lock them out.
-    profile = Profile(name, kind="scientist", url=url, email=fields["email"], password=password)
+    profile = Profile(
+        name,
+        kind="scientist",
+        url=url,
+        email=fields["email"],
+        password=password,
+        verify=_ca_path(verify),
+    )
     with transient(_connecting(url)):
         try:
             conn = Connection.login(
@@ -117,6 +132,13 @@ def _redeem(
         f"again with rds.connect(profile={name!r}). The invitation no longer works."
     )
     return Session(conn)
+
+
+def _ca_path(verify: str | os.PathLike[str] | None) -> str | None:
+    """The CA file a profile keeps, absolute, so it works from any notebook's directory."""
+    from pathlib import Path
+
+    return None if verify is None else str(Path(verify).expanduser().resolve())
 
 
 def _profile_name(domain: str) -> str:
