@@ -106,6 +106,10 @@ class Connection:
         ``SSL_CERT_FILE``, else the certificates requests trusts by default (certifi).
         """
         import requests  # type: ignore[import-untyped]
+
+        from rds._syft import preload
+
+        preload()  # with IPython hidden from syft's import (see there)
         import syft as sy
         from syft.types.errors import SyftException
 

@@ -26,6 +26,9 @@ def install() -> None:
     global _installed
     if _installed:
         return
+    from rds._syft import preload
+
+    preload()  # with IPython hidden from syft's import (see there)
     from syft.service.action import action_service
     from syft.service.code import user_code
     from syft.service.policy import policy
