@@ -19,6 +19,7 @@ import json
 import secrets
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,6 @@ from rds.domain import serve
 
 QUERY = "SELECT ward, COUNT(*) AS n, AVG(age) AS mean_age FROM patients GROUP BY ward"
 PYTHON = "def f(patients):\n    return 1\n"
-HEX32 = 32
 
 
 def _patients(n: int = 1000) -> pd.DataFrame:
@@ -40,11 +40,12 @@ def _patients(n: int = 1000) -> pd.DataFrame:
 
 
 def clone_requests(db: Path, count: int) -> None:
-    """Add ``count`` copies of the newest request (with its code and status) to ``db``."""
+    """Add ``count`` copies of the oldest request (the crowd's waiting Python request, with
+    its code and status) to ``db``."""
     con = sqlite3.connect(db)
     try:
         rid, fields = con.execute(
-            "SELECT id, fields FROM Request ORDER BY _created_at DESC LIMIT 1"
+            "SELECT id, fields FROM Request ORDER BY _created_at, id LIMIT 1"
         ).fetchone()
         request = json.loads(fields)
         change = next(c for c in request["changes"] if "linked_user_code" in c)
@@ -67,7 +68,8 @@ def clone_requests(db: Path, count: int) -> None:
         olds += [request["request_hash"], code["code_hash"]]
         start = float(request["request_time"])
         for i in range(count):
-            news = [secrets.token_hex(16) for _ in range(4)] + [secrets.token_hex(32)] * 2
+            # syft's UIDs are version-4 UUIDs (a random hex string is not one).
+            news = [uuid.uuid4().hex for _ in range(4)] + [secrets.token_hex(32)] * 2
             for table, (text, perms, storage) in rows.items():
                 for old, new in zip(olds, news, strict=True):
                     text = text.replace(old, new)
@@ -89,7 +91,7 @@ def clone_requests(db: Path, count: int) -> None:
 def history_path(workdir: Path, sizes: list[int], listing: int, repeat: int) -> None:
     print("\n== History: a DP request auto-released over HTTP after N earlier requests ==")
     root = workdir / "history"
-    limits = rds.WorkerLimits(max_waiting_per_scientist=1_000_000, dp_seconds=0.5)
+    limits = rds.WorkerLimits(max_waiting_per_scientist=1_000_000, dp_seconds=1.0)
     with rds.Domain.create("Bench history", path=root, worker_limits=limits) as domain:
         domain.publish(
             "patients",
@@ -107,6 +109,8 @@ def history_path(workdir: Path, sizes: list[int], listing: int, repeat: int) -> 
         others._conn.submit(source=PYTHON, datasets=records, meta=meta)
     earlier = 1
     figures: dict[int, float] = {}
+    if listing and listing not in sizes:
+        sizes = sorted([*sizes, listing])
     for size in [0, *sizes]:
         if size > earlier:
             clone_requests(root / "syft" / "syft.db", size - earlier)
@@ -119,10 +123,14 @@ def history_path(workdir: Path, sizes: list[int], listing: int, repeat: int) -> 
             f"  {size:>6,} earlier requests: {figures[size]:.3f}s = {ratio:.2f}x fresh "
             f"({verdict} the 10% goal)"
         )
+        if size == listing:
+            _owner_listing(root, earlier, repeat)
+            listing = 0
     if listing:
         if listing > earlier:
             clone_requests(root / "syft" / "syft.db", listing - earlier)
-        _owner_listing(root, listing, repeat)
+            earlier = listing
+        _owner_listing(root, earlier, repeat)
 
 
 def _served(root: Path, expected: int) -> tuple[str, rds.Domain]:
@@ -195,7 +203,7 @@ def _owner_listing(root: Path, count: int, repeat: int) -> None:
             waiting = owner.requests.waiting
             times.append(time.perf_counter() - start)
         again = min(times)
-        assert len(waiting) >= count
+        assert len(waiting) >= count, (len(waiting), len(owner.requests), count)
         verdict = "meets" if again <= 1.0 else "MISSES"
         print(f"  a new owner connection, first listing (reads every code once): {first:.3f}s")
         print(
