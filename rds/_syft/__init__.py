@@ -26,9 +26,9 @@ def preload() -> None:
         import syft
 
         return
-    real = ipython.get_ipython
-    ipython.get_ipython = lambda: None
+    real = getattr(ipython, "get_ipython")  # noqa: B009 - a module attribute mypy cannot see
+    setattr(ipython, "get_ipython", lambda: None)  # noqa: B010
     try:
         import syft  # noqa: F401
     finally:
-        ipython.get_ipython = real
+        setattr(ipython, "get_ipython", real)  # noqa: B010
