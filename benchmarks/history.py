@@ -174,7 +174,7 @@ def _served_round_trip(root: Path, ada: rds.Credentials, earlier: int, repeat: i
 
         def one() -> None:
             req = ds.sql(QUERY, epsilon=0.1, reason="history benchmark")
-            assert len(req.result(timeout=120, poll=0.05, progress=False)) == 3
+            assert len(req.result(timeout=300, poll=0.05, progress=False)) == 3
 
         one()  # warms the session (datasets, code it has read)
         times = []
