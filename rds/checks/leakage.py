@@ -208,26 +208,33 @@ def _dates_as_numbers(private: pd.DataFrame) -> pd.DataFrame:
 
 
 def _dates_in(value: Any) -> Any:
-    """``value`` with every date, timestamp and duration in it as days (see above)."""
+    """``value`` with every date, timestamp and duration in it as days (see above): in
+    columns, index levels (a MultiIndex's too), ``datetime.date`` objects and scalars."""
+    import datetime as dt
+
     import numpy as np
     import pandas as pd
 
     if isinstance(value, pd.DataFrame):
-        if not any(_is_dated(value[c]) for c in value.columns) and not _is_dated(value.index):
-            return value
+        dated = [i for i in range(value.shape[1]) if _is_dated(_as_dated(value.iloc[:, i]))]
+        index = _index_days(value.index)
+        if not dated and index is value.index:
+            return value  # nothing to convert: no copy of a large output
         out = value.copy()
-        for i in range(out.shape[1]):
-            if _is_dated(out.iloc[:, i]):
-                out.isetitem(i, _days(out.iloc[:, i]))
-        if _is_dated(out.index):
-            out.index = pd.Index(_days(pd.Series(out.index)).to_numpy())
+        for i in dated:
+            out.isetitem(i, _days(_as_dated(out.iloc[:, i])))
+        out.index = index
         return out
     if isinstance(value, pd.Series):
-        out = _days(value) if _is_dated(value) else value
-        if _is_dated(value.index):
-            out = out.copy()
-            out.index = pd.Index(_days(pd.Series(value.index)).to_numpy())
+        column = _as_dated(value)
+        index = _index_days(value.index)
+        if not _is_dated(column) and index is value.index:
+            return value
+        out = _days(column) if _is_dated(column) else value.copy()
+        out.index = index
         return out
+    if isinstance(value, dt.date) and not isinstance(value, pd.Timestamp):
+        value = pd.Timestamp(value)
     if isinstance(value, pd.Timestamp | pd.Timedelta | np.datetime64 | np.timedelta64):
         return float(_days(pd.Series([value])).iloc[0])
     if isinstance(value, np.ndarray) and value.dtype.kind in "mM":
@@ -237,6 +244,36 @@ def _dates_in(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(_dates_in(v) for v in value)
     return value
+
+
+def _as_dated(values: pd.Series) -> pd.Series:
+    """An object column of ``datetime.date``/``datetime`` values as datetimes (``.dt.date``
+    gives such a column); anything else as it is."""
+    import datetime as dt
+
+    import pandas as pd
+
+    if values.dtype != object:
+        return values
+    head = values.dropna().head(1000)
+    if len(head) and all(isinstance(v, dt.date) for v in head):
+        converted = pd.to_datetime(values, errors="coerce", utc=False)
+        if converted.notna().sum() == values.notna().sum():
+            return converted
+    return values
+
+
+def _index_days(index: pd.Index) -> pd.Index:
+    """``index`` with its dated levels as days."""
+    import pandas as pd
+
+    if isinstance(index, pd.MultiIndex):
+        levels = [_index_days(level) for level in index.levels]
+        if all(new is old for new, old in zip(levels, index.levels, strict=True)):
+            return index
+        return index.set_levels(levels)
+    column = _as_dated(pd.Series(index))
+    return pd.Index(_days(column).to_numpy(), name=index.name) if _is_dated(column) else index
 
 
 def _is_dated(values: Any) -> bool:

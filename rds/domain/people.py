@@ -89,6 +89,21 @@ def remove(domain: Domain, email: str, *, note: str | None) -> list[str]:
     """Delete the account; deny its waiting requests (ε reserved is given back)."""
     _known(domain, email)
     reason = "The data owner closed this account; the request was not run."
+    denied = _deny_waiting(domain, email, reason)
+    domain._conn.delete_user(email)
+    # A request sent while the loop above ran: the account cannot send one any more.
+    denied += [r for r in _deny_waiting(domain, email, reason) if r not in denied]
+    domain.ledger.append(
+        "scientist_removed",
+        actor=domain.owner,
+        scientist=email,
+        denied=denied,
+        note=(note or "").strip() or None,
+    )
+    return denied
+
+
+def _deny_waiting(domain: Domain, email: str, reason: str) -> list[str]:
     denied = []
     for req in domain.requests:
         if req.scientist == email and req.listed_status in WAITING:
@@ -97,14 +112,6 @@ def remove(domain: Domain, email: str, *, note: str | None) -> list[str]:
             except RequestStateError:
                 continue
             denied.append(req.id)
-    domain._conn.delete_user(email)
-    domain.ledger.append(
-        "scientist_removed",
-        actor=domain.owner,
-        scientist=email,
-        denied=denied,
-        note=(note or "").strip() or None,
-    )
     return denied
 
 

@@ -249,6 +249,9 @@ def checked_schema(schema: DPSchema) -> DPSchema:
     for col in schema.columns:
         if col.bounds is not None and date_dtype(col.dtype):
             col = replace(col, bounds=_date_bounds(col))
+        elif col.bounds is not None and not numeric_dtype(col.dtype):
+            # Bounds of a zoned datetime: published, but no DP aggregate or bucket uses them.
+            col = replace(col, bounds=None)
         elif col.bounds is not None:
             lo, hi = (
                 float(b) if isinstance(b, int | float | np.number) else math.nan for b in col.bounds

@@ -189,3 +189,61 @@ def test_dp_counts_by_date_bucket_and_with_a_date_condition(
             epsilon=0.5,
             reason="x",
         )
+
+
+# Found by a red team: records with real dates passed when the date sat in a MultiIndex
+# level or was a datetime.date object (``.dt.date``).
+def dates_as_date_objects(df):
+    return df["admitted"].head(40).dt.date
+
+
+def records_with_date_objects(df):
+    return pd.DataFrame({"d": df["admitted"].dt.date, "age": df["age"]}).head(40)
+
+
+def records_in_a_multiindex(df):
+    return df.set_index(["ward", "admitted"])["age"].head(40)
+
+
+def records_in_a_multiindex_frame(df):
+    return df.set_index(["age", "admitted"])[["ward"]].head(40)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        dates_as_date_objects,
+        records_with_date_objects,
+        records_in_a_multiindex,
+        records_in_a_multiindex_frame,
+    ],
+    ids=lambda f: f.__name__,
+)
+def test_records_with_dates_in_other_shapes_do_not_pass(
+    dated: tuple[rds.Domain, rds.Session], fn: object
+) -> None:
+    domain, session = dated
+    ds = session.dataset("admissions")
+    preview = domain.request(ds.request(fn, reason="x").id).run()  # type: ignore[arg-type]
+    assert preview.checks.verdict != "pass", (getattr(fn, "__name__", fn), preview.result)
+
+
+def test_bounds_on_a_zoned_date_column_leave_dp_working(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    days = pd.Series(pd.to_datetime(rng.choice(pd.date_range("2023-01-01", "2024-12-30"), 200)))
+    frame = pd.DataFrame(
+        {"seen": days.dt.tz_localize("Europe/Paris"), "age": rng.integers(18, 90, 200)}
+    )
+    with rds.Domain.create("TZ", path=tmp_path / "d") as domain:
+        domain.publish(
+            "visits",
+            frame,
+            bounds={"age": (0, 120), "seen": ("2023-01-01", "2024-12-31")},
+            policy=rds.Policy(epsilon_budget=5.0),
+        )
+        creds = domain.add_scientist("ada@uni.example.org")
+        session = rds.connect(domain, email=creds.email, password=creds.password)
+        req = session.dataset("visits").sql(
+            "SELECT COUNT(*) AS n FROM visits", epsilon=0.5, reason="n"
+        )
+        assert domain.request(req.id).run().ok

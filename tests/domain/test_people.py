@@ -122,3 +122,27 @@ def test_a_scientist_may_change_only_their_own_password(served: tuple[Path, str]
     with pytest.raises(Exception, match=r"not permitted|tried to update"):
         client.api.services.user.update(uid=ada_id, password="taken-over-1234")
     assert rds.connect(url, email=ada.email, password=ada.password).email == ada.email
+
+
+def one(df):
+    return 1
+
+
+def test_a_request_sent_during_removal_is_denied_too(
+    domain: rds.Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a red team: removal denied the requests it listed, then deleted the account;
+    one sent in between stayed waiting for an account that no longer exists."""
+    creds = domain.add_scientist("eve@uni.example.org")
+    eve = rds.connect(domain, email=creds.email, password=creds.password)
+    late: list[str] = []
+    real = type(domain._conn).delete_user
+
+    def delete_user(conn: object, email: str) -> None:
+        late.append(eve.dataset("patients").request(one, reason="just in time").id)
+        real(conn, email)
+
+    monkeypatch.setattr(type(domain._conn), "delete_user", delete_user)
+    denied = domain.remove_scientist("eve@uni.example.org")
+    assert late and late[0] in denied
+    assert domain.request(late[0]).status == "denied"
