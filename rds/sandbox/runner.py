@@ -277,7 +277,10 @@ class _Run:
         duration = time.monotonic() - start
         if before is None and not self.cold and not state["timed_out"]:
             raise _NotTaken
-        taken = before is not None  # None: the jail ended or hung before any of the code ran
+        # Not taken: the jail ended before any of the code ran (the domain's failure). Killed
+        # by the wall clock while still starting (a cold jail slower than a DP allowance) is
+        # a timeout like any other, answered as the run's timeouts are.
+        taken = before is not None or state["timed_out"]
         sandboxed = self.jail.config.bwrap is not None
         try:
             _, status, usage = os.wait4(process.pid, 0)

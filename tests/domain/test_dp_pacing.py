@@ -88,9 +88,10 @@ def test_the_answer_comes_at_its_allowance_however_much_the_condition_keeps(pace
 def test_a_run_that_overruns_is_answered_as_no_rows_and_looks_the_same(
     paced: Any, tmp_path: Path
 ) -> None:
-    """The twin has an allowance too short for any sandbox start: its run is stopped."""
+    """The twin has an allowance too short for any run (0.2 s was not: a warm jail answered
+    in time on a quiet machine): its run is stopped."""
     domain, session = paced
-    tight = rds.WorkerLimits(dp_seconds=0.2, dp_seconds_per_million_rows=0.01)
+    tight = rds.WorkerLimits(dp_seconds=0.01, dp_seconds_per_million_rows=0.001)
     twin, twin_session = _domain(tmp_path / "twin", tight)
     try:
         seen, ran = [], []
@@ -113,7 +114,7 @@ def test_a_run_that_overruns_is_answered_as_no_rows_and_looks_the_same(
             )
         assert seen[0] == seen[1]  # what the scientist can read, byte for byte the same
         assert "fallback" not in ran[0]
-        assert ran[1]["fallback"]["error_type"]  # the owner is told what happened
+        assert ran[1].get("fallback", {}).get("error_type"), ran[1]  # the owner is told why
     finally:
         twin.close()
 

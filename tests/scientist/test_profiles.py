@@ -45,6 +45,7 @@ def test_save_as_then_connect_by_profile(hospital: dict[str, Any], config_dir: P
             "email": h["email"],
             "password": h["password"],
             "path": None,
+            "verify": None,  # no CA: plain HTTP, or a certificate from a public CA
         }
     ]
     session = rds.connect(profile="hospital")

@@ -263,7 +263,7 @@ def test_open_review_desk_runs_its_cell_in_one_notebook(
         "button", name="Open review desk"
     )
 
-    button.click()
+    button.click(timeout=120_000)  # the owner's profile renders once its status is read
     _until(page, lambda: _ran(page, code), "the desk cell run", timeout=120)
     first = page.evaluate(_DESK_NOTEBOOKS_JS, code)
     assert len(first) == 1 and len(first[0]["cells"]) == 1, first  # one notebook, one cell
