@@ -165,14 +165,24 @@ def test_the_next_jail_waits_for_a_short_run_but_not_for_a_long_one(
         return thread
 
     sleeper = "def f(df):\n    import time\n    time.sleep({})\n    return 1\n"
-    for seconds, look_at in ((0.8, 0.5), (_warm.DEFER_SECONDS + 1.5, _warm.DEFER_SECONDS + 0.8)):
+    short = []  # a loaded machine can delay one look past the run: three tries
+    for _ in range(3):
         ready(pool)
-        watcher = watch(str(seconds), look_at)
-        assert run(sleeper.format(seconds), [dataset]).value() == 1
+        watcher = watch("0.8", 0.5)
+        assert run(sleeper.format(0.8), [dataset]).value() == 1
         watcher.join()
+        short.append(seen["0.8"])
+        if not seen["0.8"]:
+            break
+    long = _warm.DEFER_SECONDS + 1.5
+    ready(pool)
+    watcher = watch(str(long), _warm.DEFER_SECONDS + 0.8)
+    assert run(sleeper.format(long), [dataset]).value() == 1
+    watcher.join()
     # Beside a short run the next jail is not started (its imports would slow the run);
     # beside a long one it is, so that a run that comes meanwhile finds it.
-    assert seen == {"0.8": False, str(_warm.DEFER_SECONDS + 1.5): True}
+    assert False in short, short
+    assert seen[str(long)] is True
     assert cold_starts == []
 
 
