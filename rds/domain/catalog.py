@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,14 +30,15 @@ import pandas as pd
 from rds.dataset.mock import synthesize_mock
 from rds.dataset.publish import Bounds, Categories, load_data, schema
 from rds.dataset.publish import privacy_unit as _privacy_unit
-from rds.errors import DatasetNotFound, InvalidInput, RequestStateError
+from rds.errors import DatasetNotFound, InvalidInput
 from rds.worker.layout import write_private
 from rds.worker.policy import Policy
 
 if TYPE_CHECKING:
     from rds.domain.domain import Domain
 
-WAITING = ("submitted", "ran", "invalid")
+#: ``Domain.replace``'s default for what the earlier version declared: keep it.
+KEEP: Any = object()
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,19 @@ def prepare(
     mock_rows: int | None,
     parse_dates: bool | Sequence[str] | Mapping[str, str | None] | None,
     dtypes: Mapping[str, str] | None,
+    carried: Collection[str] = (),
 ) -> Prepared:
-    """Read and check everything ``publish`` and ``replace`` are given; write nothing."""
+    """Read and check everything ``publish`` and ``replace`` are given; write nothing.
+
+    ``carried`` names the declarations (``"bounds"``, ``"categories"``) an earlier version
+    made: those of columns the new data no longer has are dropped, not refused.
+    """
     frame, dates = load_data(data, parse_dates=parse_dates, dtypes=dtypes)
+    present = set(frame.columns)
+    if "bounds" in carried and bounds:
+        bounds = {c: v for c, v in bounds.items() if c in present}
+    if "categories" in carried and categories:
+        categories = {c: v for c, v in categories.items() if c in present}
     columns = schema(frame, bounds, categories)
     unit, capped = _privacy_unit(frame, privacy_unit, max_contributions)
     policy = policy or Policy()
@@ -144,21 +155,14 @@ def replace(
     given: dict[str, Any],
 ) -> dict[str, Any]:
     """Publish ``data`` as the next version of ``name``; see ``Domain.replace``."""
-    from rds.domain.domain import _KEEP
-
     old = domain.dataset_info(name)
     kept = _declared(old)
-    options: dict[str, Any] = {k: (kept.get(k) if v is _KEEP else v) for k, v in given.items()}
+    options: dict[str, Any] = {k: (kept.get(k) if v is KEEP else v) for k, v in given.items()}
     description = str(options.pop("description") or "")
     if options.get("policy") is None:
         options["policy"] = domain.policy(name)
-    # What the earlier version declared for columns the new data no longer has is dropped.
-    frame_columns = _columns_of(data, options)
-    for key in ("bounds", "categories"):
-        declared = options.get(key)
-        if declared is not None and given[key] is _KEEP:
-            options[key] = {c: v for c, v in declared.items() if c in frame_columns}
-    ready = prepare(domain, data, **options)
+    carried = {k for k in ("bounds", "categories") if given[k] is KEEP}
+    ready = prepare(domain, data, carried=carried, **options)
     before = version(domain, name)
     published = {r.name: r for r in domain._conn.datasets()}.get(name)
     old_mock = published.mock() if published is not None else ready.mock.head(0)
@@ -190,14 +194,7 @@ def unpublish(domain: Domain, name: str, *, note: str | None) -> list[str]:
     reason = f"The data owner withdrew the dataset {name!r}; this request can no longer run."
     if note and note.strip():
         reason += f" ({note.strip()})"
-    denied = []
-    for req in domain.requests:
-        if name in req.datasets and req.listed_status in WAITING:
-            try:
-                req.deny(reason)
-            except RequestStateError:  # decided meanwhile (a served domain's worker)
-                continue
-            denied.append(req.id)
+    denied = domain.requests.waiting.where(dataset=name).deny(reason)
     domain._conn.remove_dataset(name)
     archived = _archive(domain, name, int(info.get("version", 1)))
     domain.ledger.append(
@@ -224,11 +221,6 @@ def _declared(info: dict[str, Any]) -> dict[str, Any]:
         "max_contributions": int(unit.get("max_contributions") or 1),
         "contact": info.get("contact"),
     }
-
-
-def _columns_of(data: pd.DataFrame | str | Path, options: dict[str, Any]) -> set[str]:
-    frame, _ = load_data(data, parse_dates=options.get("parse_dates"), dtypes=options.get("dtypes"))
-    return {str(c) for c in frame.columns}
 
 
 def _archive(domain: Domain, name: str, number: int) -> Path:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from rds.dataset.publish import Bounds, Categories
 from rds.dataset.store import PrivateStore, check_name
+from rds.domain.catalog import KEEP
 from rds.domain.listing import RequestList
 from rds.domain.requests import OwnerRequest
 from rds.dp import budget
@@ -29,8 +30,6 @@ from rds.worker.policy import Policy
 if TYPE_CHECKING:
     from rds.domain.desk import ReviewDesk
     from rds.domain.people import Invitation
-
-_KEEP: Any = object()  # replace(): keep what the earlier version declared
 
 
 @dataclass(frozen=True)
@@ -270,13 +269,13 @@ class Domain:
         *,
         note: str | None = None,
         mock: pd.DataFrame | None = None,
-        description: Any = _KEEP,
+        description: Any = KEEP,
         policy: Policy | None = None,
-        bounds: Any = _KEEP,
-        categories: Any = _KEEP,
-        privacy_unit: Any = _KEEP,
-        max_contributions: Any = _KEEP,
-        contact: Any = _KEEP,
+        bounds: Any = KEEP,
+        categories: Any = KEEP,
+        privacy_unit: Any = KEEP,
+        max_contributions: Any = KEEP,
+        contact: Any = KEEP,
         mock_rows: int | None = None,
         parse_dates: bool | Sequence[str] | Mapping[str, str | None] | None = None,
         dtypes: Mapping[str, str] | None = None,

@@ -75,6 +75,20 @@ class RequestList(list["OwnerRequest"]):
 
         return RequestList(r for r in self if keep(r))
 
+    def deny(self, reason: str) -> list[str]:
+        """Deny each request with ``reason``; return the ids denied (one decided meanwhile,
+        by a served domain's worker, say, is left as it is)."""
+        from rds.errors import RequestStateError
+
+        denied = []
+        for req in self:
+            try:
+                req.deny(reason)
+            except RequestStateError:
+                continue
+            denied.append(req.id)
+        return denied
+
 
 def _values(name: str, given: str | Iterable[str] | None) -> frozenset[str] | None:
     if given is None:

@@ -23,13 +23,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from rds.dp.budget import amount
-from rds.errors import InvalidInput, RequestStateError
+from rds.errors import InvalidInput
 from rds.profiles import encode_invitation
 
 if TYPE_CHECKING:
     from rds.domain.domain import Credentials, Domain
-
-WAITING = ("submitted", "ran", "invalid")
 
 
 @dataclass(frozen=True)
@@ -89,10 +87,10 @@ def remove(domain: Domain, email: str, *, note: str | None) -> list[str]:
     """Delete the account; deny its waiting requests (ε reserved is given back)."""
     _known(domain, email)
     reason = "The data owner closed this account; the request was not run."
-    denied = _deny_waiting(domain, email, reason)
+    denied = domain.requests.waiting.where(scientist=email).deny(reason)
     domain._conn.delete_user(email)
     # A request sent while the loop above ran: the account cannot send one any more.
-    denied += [r for r in _deny_waiting(domain, email, reason) if r not in denied]
+    denied += domain.requests.waiting.where(scientist=email).deny(reason)
     domain.ledger.append(
         "scientist_removed",
         actor=domain.owner,
@@ -100,18 +98,6 @@ def remove(domain: Domain, email: str, *, note: str | None) -> list[str]:
         denied=denied,
         note=(note or "").strip() or None,
     )
-    return denied
-
-
-def _deny_waiting(domain: Domain, email: str, reason: str) -> list[str]:
-    denied = []
-    for req in domain.requests:
-        if req.scientist == email and req.listed_status in WAITING:
-            try:
-                req.deny(reason)
-            except RequestStateError:
-                continue
-            denied.append(req.id)
     return denied
 
 

@@ -73,7 +73,7 @@ def test_unpublish_denies_waiting_requests_with_a_reason(
         waiting.result(timeout=30, progress=False)
     assert released.result(timeout=30, progress=False) > 0  # released results stay readable
     assert "patients" not in list(domain.datasets["name"])
-    session._fetched = 0.0  # the session's listing cache, not a feature under test
+    session.refresh()  # read the listing now, not after its 5 s cache
     with pytest.raises(rds.DatasetNotFound):
         session.dataset("patients")
     (event,) = domain.ledger.events(event="unpublished")

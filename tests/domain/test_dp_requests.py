@@ -135,7 +135,7 @@ def test_differencing_costs_epsilon_each_time(
     dp_domain: rds.Domain, dp_session: rds.Session
 ) -> None:
     dp_domain.set_policy("patients", rds.Policy(epsilon_budget=1.0, auto_release="dp"))
-    dp_session._fetched = 0.0
+    dp_session.refresh()
     ds = dp_session.dataset("patients")
     a = ds.sql("SELECT COUNT(*) AS n FROM patients WHERE age >= 40", epsilon=0.2, reason="a")
     b = ds.sql(
@@ -152,7 +152,7 @@ def test_differencing_costs_epsilon_each_time(
 
 def test_auto_release_dp_names_the_policy(dp_domain: rds.Domain, dp_session: rds.Session) -> None:
     dp_domain.set_policy("patients", rds.Policy(epsilon_budget=1.0, auto_release="dp"))
-    dp_session._fetched = 0.0
+    dp_session.refresh()
     ds = dp_session.dataset("patients")
     req = ds.sql(QUERY, epsilon=0.25, reason="auto")
     assert req.status == "released"

@@ -21,7 +21,7 @@ def test_scientists_lists_who_since_when_and_what_they_spent(
     req = session.dataset("patients").request(mean_age, reason="one")
     domain.request(req.id).run()
     domain.request(req.id).approve()
-    session._fetched = 0.0  # see the new policy (a listing cache)
+    session.refresh()  # see the new policy now (the listing is cached for 5 s)
     dp = session.dataset("patients").sql(
         "SELECT COUNT(*) AS n FROM patients", epsilon=0.5, reason="dp"
     )
