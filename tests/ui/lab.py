@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import psutil
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Locator, Page, ViewportSize
+from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "ui"
 CHROMIUM = "/usr/bin/chromium"
@@ -354,3 +354,24 @@ def _raise_cell_errors(notebook: dict[str, Any], path: str) -> None:
             if output.get("output_type") == "error":
                 traceback = _ANSI.sub("", "\n".join(output.get("traceback", [])))
                 raise LabError(f"cell {index} of {path} raised in JupyterLab:\n{traceback}")
+
+
+def open_panel(page: Page, timeout: float = 60) -> Locator:
+    """Show the Remote Data panel and return it.
+
+    Activated rather than clicked: a click on an open panel's tab closes it (and a restored
+    workspace may have it open already). A workspace still being restored can hide it again
+    right after, so it is activated until it stays shown.
+    """
+    tab = page.locator('.jp-SideBar [data-id="rds-remote-data"]')
+    expect(tab).to_be_visible(timeout=30_000)
+    panel = page.locator("#rds-remote-data")
+    deadline = time.monotonic() + timeout
+    while True:
+        page.evaluate("() => window.jupyterapp.shell.activateById('rds-remote-data')")
+        try:
+            expect(panel).to_be_visible(timeout=5_000)
+            return panel
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise

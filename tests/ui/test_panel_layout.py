@@ -14,13 +14,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
 import rds
 from rds.domain import serve
 from rds.profiles import Profile, ProfileStore
 from tests.conftest import free_port, patients
-from tests.ui.lab import Lab, _dismiss_popups, run_notebook_in_lab, screenshot_locator
+from tests.ui.lab import (
+    Lab,
+    _dismiss_popups,
+    open_panel,
+    run_notebook_in_lab,
+    screenshot_locator,
+)
 from tests.ui.test_lab_smoke import write_notebook
 
 DATASET = "hospital_admissions_2023"
@@ -122,15 +128,6 @@ def clinic(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     store.remove("clinic")
     store.remove("clinic-owner")
     serve.stop(path)
-
-
-def open_panel(page: Page) -> Locator:
-    tab = page.locator('.jp-SideBar [data-id="rds-remote-data"]')
-    expect(tab).to_be_visible(timeout=30_000)
-    page.evaluate("() => window.jupyterapp.shell.activateById('rds-remote-data')")
-    panel = page.locator("#rds-remote-data")
-    expect(panel).to_be_visible()
-    return panel
 
 
 def fresh_lab(page: Page, lab: Lab) -> None:

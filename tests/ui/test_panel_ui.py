@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
 import rds
 from rds.domain import serve
@@ -25,6 +25,7 @@ from tests.conftest import free_port, patients
 from tests.ui.lab import (
     Lab,
     _dismiss_popups,
+    open_panel,
     run_all_cells,
     run_notebook_in_lab,
     screenshot,
@@ -65,17 +66,6 @@ def hospital(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     store.remove("hospital")
     store.remove("hospital-owner")
     serve.stop(path)
-
-
-def open_panel(page: Page) -> Locator:
-    tab = page.locator('.jp-SideBar [data-id="rds-remote-data"]')
-    expect(tab).to_be_visible(timeout=30_000)
-    # Activate rather than click: a click on an open panel's tab closes it (and a restored
-    # workspace may have it open already).
-    page.evaluate("() => window.jupyterapp.shell.activateById('rds-remote-data')")
-    panel = page.locator("#rds-remote-data")
-    expect(panel).to_be_visible()
-    return panel
 
 
 def test_panel_browses_previews_inserts_and_follows_requests(
